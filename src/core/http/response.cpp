@@ -1,0 +1,131 @@
+#include "http/response.hpp"
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace luath::http {
+
+namespace {
+
+constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+struct ByteClass {
+    bool token[256] = {};
+    bool value[256] = {};
+    constexpr ByteClass() {
+        for (int c = '0'; c <= '9'; ++c) token[c] = true;
+        for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
+        for (int c = 'A'; c <= 'Z'; ++c) token[c] = true;
+        for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
+        value['\t'] = true;
+        for (int c = 0x20; c < 0x7f; ++c) value[c] = true;
+        for (int c = 0x80; c < 0x100; ++c) value[c] = true;
+    }
+};
+constexpr ByteClass kClass;
+
+std::string build_response(int status, std::string_view reason, std::string_view body) {
+    char head[160];
+    int n = std::snprintf(head, sizeof head,
+                          "HTTP/1.1 %d %.*s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                          status, static_cast<int>(reason.size()), reason.data(), body.size());
+    std::string out(head, static_cast<std::size_t>(n));
+    out.append(body);
+    return out;
+}
+
+}  // namespace
+
+void DateCache::format(std::time_t now) {
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    int n = std::snprintf(buf_, sizeof buf_, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n",
+                          kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900,
+                          tm.tm_hour, tm.tm_min, tm.tm_sec);
+    len_ = n > 0 ? static_cast<std::size_t>(n) : 0;
+    when_ = now;
+}
+
+std::size_t format_chunk_size(char* out, std::uint64_t n) {
+    static constexpr char hex[] = "0123456789abcdef";
+    char tmp[16];
+    std::size_t len = 0;
+    do {
+        tmp[len++] = hex[n & 0xf];
+        n >>= 4;
+    } while (n);
+    for (std::size_t i = 0; i < len; ++i) out[i] = tmp[len - 1 - i];
+    out[len] = '\r';
+    out[len + 1] = '\n';
+    return len + 2;
+}
+
+std::size_t format_decimal(char* out, std::uint64_t n) {
+    char tmp[20];
+    std::size_t len = 0;
+    do {
+        tmp[len++] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (std::size_t i = 0; i < len; ++i) out[i] = tmp[len - 1 - i];
+    return len;
+}
+
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (unsigned char c : s)
+        if (!kClass.token[c]) return false;
+    return true;
+}
+
+bool is_safe_field_value(std::string_view s) {
+    for (unsigned char c : s)
+        if (!kClass.value[c]) return false;
+    return true;
+}
+
+bool is_valid_status(std::string_view s) {
+    if (s.size() < 4 || s[3] != ' ') return false;
+    for (int i = 0; i < 3; ++i)
+        if (s[i] < '0' || s[i] > '9') return false;
+    if (s[0] == '0') return false;
+    return is_safe_field_value(s.substr(4));
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+        if (x >= 'A' && x <= 'Z') x += 32;
+        if (y >= 'A' && y <= 'Z') y += 32;
+        if (x != y) return false;
+    }
+    return true;
+}
+
+std::string_view error_response(Error e) {
+    static std::array<std::string, 64> cache;
+    auto& slot = cache[static_cast<std::size_t>(e) % cache.size()];
+    if (slot.empty()) {
+        ErrorInfo info = error_info(e);
+        std::string body(info.detail);
+        body.push_back('\n');
+        slot = build_response(info.status, info.reason, body);
+    }
+    return slot;
+}
+
+std::string_view canned_response(int status) {
+    static const std::string r500 =
+        build_response(500, "Internal Server Error", "Internal Server Error\n");
+    static const std::string r503 =
+        build_response(503, "Service Unavailable", "Service Unavailable\n");
+    return status == 503 ? std::string_view(r503) : std::string_view(r500);
+}
+
+}  // namespace luath::http

@@ -1,0 +1,557 @@
+#include "net/connection.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "http/response.hpp"
+#include "net/server.hpp"
+
+namespace luath::net {
+
+namespace {
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+}
+
+Connection::Connection(Server& s) : server_(s) {
+    out_.set_release([](void* ctx, void* owner) { static_cast<Server*>(ctx)->handler().release(owner); },
+                     &server_);
+    timer.owner = this;
+}
+
+Connection::~Connection() { release_buffer(); }
+
+void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local) {
+    fd_ = fd;
+    peer_ = peer;
+    local_ = local;
+    state_ = State::Head;
+    close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = false;
+    keep_alive_ = true;
+    poll_events_ = 0;
+    rstart_ = rend_ = 0;
+    head_state_ = {};
+    head_started_ = false;
+    body_done_ = true;
+    body_failed_ = false;
+    user = nullptr;
+    uv_poll_init(server_.loop(), &poll_, fd);
+    poll_.data = this;
+    go_idle();
+    update_poll();
+}
+
+// ---------------------------------------------------------------- buffer
+
+bool Connection::ensure_buffer() {
+    if (rbuf_) return true;
+    rbuf_ = server_.buffers().get();
+    rcap_ = server_.buffers().size();
+    rstart_ = rend_ = 0;
+    return rbuf_ != nullptr;
+}
+
+void Connection::release_buffer() {
+    if (!rbuf_) return;
+    server_.buffers().put(rbuf_, rcap_);
+    rbuf_ = nullptr;
+    rcap_ = rstart_ = rend_ = 0;
+}
+
+void Connection::compact() {
+    std::uint32_t from = rstart_;
+    if (framing_ == http::Framing::Chunked && piece_len_ > 0 && piece_off_ < from) from = piece_off_;
+    if (from == 0) return;
+    std::memmove(rbuf_, rbuf_ + from, rend_ - from);
+    rend_ -= from;
+    rstart_ -= from;
+    if (piece_len_ > 0) piece_off_ -= from;
+}
+
+// Room to read more: compact, else grow (only while a head is being read, up to the head limit).
+bool Connection::make_room() {
+    if (rend_ < rcap_) return true;
+    compact();
+    if (rend_ < rcap_) return true;
+    const std::uint32_t limit = server_.config().limits.max_head_size + 1024;
+    if (rcap_ >= limit) return false;
+    std::uint32_t cap = rcap_ * 2 < limit ? rcap_ * 2 : limit;
+    char* p = static_cast<char*>(std::malloc(cap));
+    if (!p) return false;
+    std::memcpy(p, rbuf_, rend_);
+    server_.buffers().put(rbuf_, rcap_);
+    rbuf_ = p;
+    rcap_ = cap;
+    return true;
+}
+
+// ---------------------------------------------------------------- poll
+
+void Connection::update_poll() {
+    if (state_ == State::Closed) return;
+    int ev = 0;
+    if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering) ev |= UV_READABLE;
+    if (write_blocked_) ev |= UV_WRITABLE;
+    if (ev == poll_events_) return;
+    poll_events_ = ev;
+    if (ev) uv_poll_start(&poll_, ev, &Connection::on_poll);
+    else uv_poll_stop(&poll_);
+}
+
+void Connection::on_poll(uv_poll_t* h, int status, int events) {
+    auto* c = static_cast<Connection*>(h->data);
+    if (c->state_ == State::Closed) return;
+    if (status < 0) {
+        c->close();
+        return;
+    }
+    if (events & UV_WRITABLE) c->on_writable();
+    if ((events & UV_READABLE) && c->state_ != State::Closed) c->on_readable();
+}
+
+void Connection::on_readable() {
+    if (state_ == State::Lingering) {
+        char sink[4096];
+        for (;;) {
+            ssize_t n = ::recv(fd_, sink, sizeof sink, 0);
+            if (n > 0) continue;
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) return;
+            close();
+            return;
+        }
+    }
+    if (state_ != State::Head) return;
+    if (!ensure_buffer()) {
+        close();
+        return;
+    }
+    if (!make_room()) {
+        // Cannot happen while the parser enforces the head limit; be safe anyway.
+        out_.append(http::error_response(http::Error::HeadTooLarge));
+        begin_close();
+        return;
+    }
+    ssize_t n;
+    do {
+        n = ::recv(fd_, rbuf_ + rend_, rcap_ - rend_, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        close();
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN) close();
+        return;
+    }
+    rend_ += static_cast<std::uint32_t>(n);
+    process_buffer();
+}
+
+void Connection::on_writable() {
+    int r = out_.flush(fd_);
+    if (r < 0) {
+        close();
+        return;
+    }
+    if (r == 1) {  // progress, but not done: restart the write timeout
+        server_.write_list().push(&timer, server_.now_ms() + server_.config().write_timeout_ms);
+        server_.arm_sweep();
+        return;
+    }
+    write_blocked_ = false;
+    if (timer.list == &server_.write_list()) server_.write_list().remove(&timer);
+    if (state_ == State::Closing) {
+        begin_linger();
+        return;
+    }
+    if (state_ == State::App && waiting_drain_) {
+        waiting_drain_ = false;
+        in_handler_ = true;
+        server_.handler().on_drain(*this);
+        in_handler_ = false;
+        if (close_pending_) {
+            do_close();
+            return;
+        }
+    }
+    if (state_ == State::Head && backpressured_) backpressured_ = false;
+    if (state_ == State::Head) process_buffer();
+    else update_poll();
+}
+
+// ---------------------------------------------------------------- requests
+
+void Connection::go_idle() {
+    if (rstart_ == rend_) {
+        release_buffer();
+        head_started_ = false;
+        server_.keepalive_list().push(&timer, server_.now_ms() + server_.config().keepalive_timeout_ms);
+        server_.arm_sweep();
+    }
+}
+
+void Connection::process_buffer() {
+    const Server& srv = server_;
+    while (state_ == State::Head && !close_pending_) {
+        if (rstart_ == rend_) {
+            rstart_ = rend_ = 0;
+            if (srv.stopping()) {
+                close();
+                return;
+            }
+            go_idle();
+            break;
+        }
+        if (!head_started_) {
+            head_started_ = true;
+            server_.head_list().push(&timer, server_.now_ms() + srv.config().head_timeout_ms);
+            server_.arm_sweep();
+        }
+        http::Request& req = server_.req_;
+        http::ParseResult r =
+            http::parse_request_head(rbuf_ + rstart_, rend_ - rstart_, req, srv.config().limits, head_state_);
+        if (r.status == http::Status::Incomplete) {
+            if (rend_ == rcap_ && rstart_ > 0) {
+                compact();
+            }
+            break;
+        }
+        if (r.status == http::Status::Error) {
+            out_.append(http::error_response(r.error));
+            begin_close();
+            return;
+        }
+        rstart_ += static_cast<std::uint32_t>(r.consumed);
+        head_state_ = {};
+        head_started_ = false;
+        if (timer.list) timer.list->remove(&timer);
+        dispatch(req);
+        if (close_pending_) {
+            do_close();
+            return;
+        }
+        if (state_ != State::Head) break;
+        if (out_.pending() > srv.config().write_high_water) {
+            flush();
+            if (state_ == State::Closed) return;
+            if (out_.pending() > srv.config().write_high_water) {
+                backpressured_ = true;
+                break;
+            }
+        }
+    }
+    if (state_ == State::Closed) return;
+    flush();
+}
+
+void Connection::dispatch(const http::Request& req) {
+    framing_ = req.framing;
+    body_left_ = req.framing == http::Framing::ContentLength ? req.content_length : 0;
+    body_done_ = req.framing == http::Framing::None ||
+                 (req.framing == http::Framing::ContentLength && req.content_length == 0);
+    body_failed_ = false;
+    body_error_ = http::Error::None;
+    piece_off_ = piece_len_ = 0;
+    if (req.framing == http::Framing::Chunked) chunked_.reset(server_.config().limits.max_body_size);
+    expect_continue_ = req.expect_continue && !body_done_;
+    keep_alive_ = req.keep_alive;
+    waiting_drain_ = false;
+    state_ = State::App;
+    in_handler_ = true;
+    server_.handler().on_request(*this, req);
+    in_handler_ = false;
+}
+
+bool Connection::can_keep_alive() {
+    if (!keep_alive_ || server_.stopping()) return false;
+    if (!body_done_) {
+        // Skip the rest of the body if it is already here; otherwise the connection cannot be reused.
+        while (!body_done_ && !body_failed_) {
+            if (framing_ == http::Framing::ContentLength) {
+                std::uint32_t avail = rend_ - rstart_;
+                if (avail < body_left_) break;
+                rstart_ += static_cast<std::uint32_t>(body_left_);
+                body_left_ = 0;
+                body_done_ = true;
+            } else {
+                if (piece_len_ == 0) {
+                    if (rstart_ == rend_) break;
+                    const char* p = rbuf_ + rstart_;
+                    std::string_view piece;
+                    auto res = chunked_.next(p, rbuf_ + rend_, piece);
+                    rstart_ = static_cast<std::uint32_t>(p - rbuf_);
+                    if (res == http::ChunkedDecoder::Result::Done) body_done_ = true;
+                    else if (res == http::ChunkedDecoder::Result::Error) body_failed_ = true;
+                    else if (res == http::ChunkedDecoder::Result::NeedMore) break;
+                } else {
+                    piece_len_ = 0;
+                }
+            }
+        }
+    }
+    if (!body_done_) keep_alive_ = false;
+    return keep_alive_;
+}
+
+void Connection::finish_response() {
+    if (state_ != State::App) return;
+    waiting_drain_ = false;
+    if (!keep_alive_ || server_.stopping() || !body_done_) {
+        begin_close();
+        return;
+    }
+    state_ = State::Head;
+    // If this completes a streamed response (called from on_drain), parse what is buffered next.
+    if (!in_handler_) process_buffer();
+}
+
+// ---------------------------------------------------------------- body
+
+bool Connection::wait_fd(short events, std::uint32_t timeout_ms) {
+    pollfd p{fd_, events, 0};
+    for (;;) {
+        int r = ::poll(&p, 1, static_cast<int>(timeout_ms));
+        if (r < 0 && errno == EINTR) continue;
+        return r > 0 && (p.revents & (events | POLLHUP | POLLERR));
+    }
+}
+
+std::int64_t Connection::recv_blocking(char* dst, std::size_t n) {
+    for (;;) {
+        ssize_t r = ::recv(fd_, dst, n, 0);
+        if (r > 0) return r;
+        if (r == 0) return -1;  // the client went away mid-body
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return -1;
+        if (!wait_fd(POLLIN, server_.config().body_timeout_ms)) return -1;
+    }
+}
+
+bool Connection::send_continue() {
+    if (!expect_continue_) return true;
+    expect_continue_ = false;
+    out_.append(kContinue);
+    return flush_blocking();
+}
+
+std::int64_t Connection::body_read(char* dst, std::size_t n) {
+    std::size_t got = 0;
+    if (framing_ == http::Framing::ContentLength) {
+        if (n > body_left_) n = static_cast<std::size_t>(body_left_);
+        std::uint32_t avail = rend_ - rstart_;
+        std::size_t take = avail < n ? avail : n;
+        std::memcpy(dst, rbuf_ + rstart_, take);
+        rstart_ += static_cast<std::uint32_t>(take);
+        got = take;
+        if (got < n) {
+            if (!send_continue()) return -1;
+            // Large reads go straight from the socket into the caller's buffer.
+            while (got < n) {
+                std::int64_t r = recv_blocking(dst + got, n - got);
+                if (r < 0) {
+                    body_failed_ = true;
+                    body_left_ -= got;
+                    return -1;
+                }
+                got += static_cast<std::size_t>(r);
+            }
+        }
+        body_left_ -= got;
+        if (body_left_ == 0) body_done_ = true;
+        return static_cast<std::int64_t>(got);
+    }
+    while (got < n) {
+        std::string_view v = body_peek();
+        if (v.empty()) {
+            if (body_failed_) return -1;
+            break;
+        }
+        std::size_t take = v.size() < n - got ? v.size() : n - got;
+        std::memcpy(dst + got, v.data(), take);
+        body_consume(take);
+        got += take;
+    }
+    return static_cast<std::int64_t>(got);
+}
+
+std::string_view Connection::body_peek() {
+    if (body_failed_) return {};
+    if (framing_ == http::Framing::ContentLength) {
+        if (body_done_) return {};
+        if (rend_ == rstart_) {
+            if (!send_continue()) {
+                body_failed_ = true;
+                return {};
+            }
+            if (!ensure_buffer()) return {};
+            compact();
+            std::size_t want = rcap_ - rend_;
+            if (want > body_left_) want = static_cast<std::size_t>(body_left_);
+            std::int64_t r = recv_blocking(rbuf_ + rend_, want);
+            if (r < 0) {
+                body_failed_ = true;
+                return {};
+            }
+            rend_ += static_cast<std::uint32_t>(r);
+        }
+        std::uint32_t avail = rend_ - rstart_;
+        std::size_t take = avail < body_left_ ? avail : static_cast<std::size_t>(body_left_);
+        return {rbuf_ + rstart_, take};
+    }
+    if (framing_ != http::Framing::Chunked) return {};
+    while (piece_len_ == 0 && !body_done_) {
+        if (rstart_ < rend_) {
+            const char* p = rbuf_ + rstart_;
+            std::string_view piece;
+            auto res = chunked_.next(p, rbuf_ + rend_, piece);
+            rstart_ = static_cast<std::uint32_t>(p - rbuf_);
+            if (res == http::ChunkedDecoder::Result::Data) {
+                piece_off_ = static_cast<std::uint32_t>(piece.data() - rbuf_);
+                piece_len_ = static_cast<std::uint32_t>(piece.size());
+                break;
+            }
+            if (res == http::ChunkedDecoder::Result::Done) {
+                body_done_ = true;
+                break;
+            }
+            if (res == http::ChunkedDecoder::Result::Error) {
+                body_error_ = chunked_.error();
+                body_failed_ = true;
+                return {};
+            }
+            continue;  // NeedMore: everything buffered was consumed
+        }
+        if (!send_continue()) {
+            body_failed_ = true;
+            return {};
+        }
+        if (!ensure_buffer()) return {};
+        rstart_ = rend_ = 0;
+        std::int64_t r = recv_blocking(rbuf_, rcap_);
+        if (r < 0) {
+            body_failed_ = true;
+            return {};
+        }
+        rend_ = static_cast<std::uint32_t>(r);
+    }
+    return {rbuf_ + piece_off_, piece_len_};
+}
+
+void Connection::body_consume(std::size_t n) {
+    if (framing_ == http::Framing::ContentLength) {
+        rstart_ += static_cast<std::uint32_t>(n);
+        body_left_ -= n;
+        if (body_left_ == 0) body_done_ = true;
+    } else {
+        piece_off_ += static_cast<std::uint32_t>(n);
+        piece_len_ -= static_cast<std::uint32_t>(n);
+    }
+}
+
+// ---------------------------------------------------------------- output
+
+bool Connection::over_high_water() const { return out_.pending() > server_.config().write_high_water; }
+
+void Connection::flush() {
+    if (state_ == State::Closed || out_.empty()) {
+        if (state_ == State::Closing && out_.empty()) begin_linger();
+        else update_poll();
+        return;
+    }
+    int r = out_.flush(fd_);
+    if (r < 0) {
+        close();
+        return;
+    }
+    if (r == 1) {
+        if (!write_blocked_) {
+            write_blocked_ = true;
+            server_.write_list().push(&timer, server_.now_ms() + server_.config().write_timeout_ms);
+            server_.arm_sweep();
+        }
+    } else {
+        write_blocked_ = false;
+        if (state_ == State::Closing) {
+            begin_linger();
+            return;
+        }
+    }
+    update_poll();
+}
+
+bool Connection::flush_blocking() {
+    if (state_ == State::Closed || close_pending_) return false;
+    for (;;) {
+        int r = out_.flush(fd_);
+        if (r == 0) return true;
+        if (r < 0 || !wait_fd(POLLOUT, server_.config().write_timeout_ms)) {
+            close();
+            return false;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- closing
+
+void Connection::begin_close() {
+    if (state_ == State::Closed) return;
+    state_ = State::Closing;
+    backpressured_ = false;
+    flush();
+}
+
+void Connection::begin_linger() {
+    if (timer.list) timer.list->remove(&timer);
+    if (server_.stopping()) {
+        close();
+        return;
+    }
+    ::shutdown(fd_, SHUT_WR);
+    state_ = State::Lingering;
+    release_buffer();
+    server_.linger_list().push(&timer, server_.now_ms() + server_.config().linger_ms);
+    server_.arm_sweep();
+    update_poll();
+}
+
+void Connection::on_timeout(TimerList* which) {
+    (void)which;
+    close();
+}
+
+void Connection::close() {
+    if (state_ == State::Closed) return;
+    if (in_handler_) {
+        close_pending_ = true;
+        return;
+    }
+    do_close();
+}
+
+void Connection::do_close() {
+    if (state_ == State::Closed) return;
+    state_ = State::Closed;
+    close_pending_ = false;
+    if (timer.list) timer.list->remove(&timer);
+    server_.handler().on_close(*this);
+    out_.clear();
+    release_buffer();
+    uv_poll_stop(&poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), &Connection::on_closed);
+}
+
+void Connection::on_closed(uv_handle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    ::close(c->fd_);
+    c->fd_ = -1;
+    c->server_.connection_closed(c);
+}
+
+}  // namespace luath::net

@@ -1,0 +1,139 @@
+// One client connection as a small state machine:
+//   Head      waiting for / reading a request head (keep-alive idle when the buffer is empty)
+//   App       a request is with the handler (its response may be streaming)
+//   Closing   flushing the last response before shutting down the write side
+//   Lingering write side shut; reading and discarding until the client closes or linger_ms pass
+//   Closed    handle closing; the object returns to the server's free list
+// Every error reaches the one close path, close().
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "http/parser.hpp"
+#include "net/outqueue.hpp"
+#include "net/timer_list.hpp"
+
+namespace luath::net {
+
+class Server;
+
+class Connection {
+public:
+    enum class State : std::uint8_t { Head, App, Closing, Lingering, Closed };
+
+    explicit Connection(Server& s);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    ~Connection();
+
+    // --- identity
+    int fd() const { return fd_; }
+    const sockaddr_storage& peer() const { return peer_; }
+    const sockaddr_storage& local() const { return local_; }
+    Server& server() const { return server_; }
+    State state() const { return state_; }
+    bool closed() const { return state_ == State::Closed || close_pending_; }
+    void* user = nullptr;  // the handler's per-connection data
+
+    // --- the request now with the handler
+    bool keep_alive() const { return keep_alive_; }
+    void set_keep_alive(bool on) { keep_alive_ = keep_alive_ && on; }
+    // True when the connection can serve another request after this response: keep-alive asked for,
+    // the server not stopping, and the request body fully read (what is buffered is skipped here).
+    bool can_keep_alive();
+    bool body_done() const { return body_done_; }
+    http::Error body_error() const { return body_error_; }
+    // Reads up to n body bytes into dst, waiting for the client as needed (sends 100 Continue first
+    // when the client expects it). Returns bytes read (< n only at the end of the body), or -1 when the
+    // body is malformed (body_error()), the client went away, or it timed out.
+    std::int64_t body_read(char* dst, std::size_t n);
+    // Decoded body bytes available without waiting (fills once, blocking, when none are buffered).
+    // Empty at the end of the body or on error (check body_error() / body_failed()).
+    std::string_view body_peek();
+    void body_consume(std::size_t n);
+    bool body_failed() const { return body_failed_; }
+
+    // --- output
+    OutQueue& out() { return out_; }
+    bool over_high_water() const;
+    // Writes everything queued, waiting for the socket (up to the write timeout).
+    // False when the client is gone: the connection is then closing.
+    bool flush_blocking();
+    // Writes what the socket takes now; the rest goes when it is writable.
+    void flush();
+    // The handler queued the whole response.
+    void finish_response();
+    // The handler stops producing until on_drain (output over high water).
+    void wait_for_drain() { waiting_drain_ = true; }
+    // Close now, dropping unsent output (the app failed after the headers went out, or the client left).
+    void abort() { close(); }
+
+    // --- used by Server
+    void start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local);
+    void close();
+    void on_timeout(TimerList* which);
+    Connection* all_prev = nullptr;
+    Connection* all_next = nullptr;
+    TimerNode timer;
+
+private:
+    static void on_poll(uv_poll_t* h, int status, int events);
+    static void on_closed(uv_handle_t* h);
+    void on_readable();
+    void on_writable();
+    void process_buffer();
+    void dispatch(const http::Request& req);
+    void update_poll();
+    void begin_close();
+    void begin_linger();
+    void go_idle();
+    bool ensure_buffer();
+    bool make_room();
+    void compact();
+    bool wait_fd(short events, std::uint32_t timeout_ms);
+    std::int64_t recv_blocking(char* dst, std::size_t n);
+    bool send_continue();
+    void release_buffer();
+    void do_close();
+
+    Server& server_;
+    uv_poll_t poll_;
+    int fd_ = -1;
+    int poll_events_ = 0;
+    State state_ = State::Closed;
+    bool close_pending_ = false;
+    bool in_handler_ = false;
+    bool keep_alive_ = true;
+    bool backpressured_ = false;
+    bool waiting_drain_ = false;
+    bool write_blocked_ = false;
+    sockaddr_storage peer_{};
+    sockaddr_storage local_{};
+
+    // read buffer: [rstart_, rend_) not yet consumed
+    char* rbuf_ = nullptr;
+    std::uint32_t rcap_ = 0;
+    std::uint32_t rstart_ = 0;
+    std::uint32_t rend_ = 0;
+    http::HeadState head_state_{};
+    bool head_started_ = false;
+
+    // body of the current request
+    http::Framing framing_ = http::Framing::None;
+    std::uint64_t body_left_ = 0;          // ContentLength: bytes not yet read
+    http::ChunkedDecoder chunked_;
+    std::uint32_t piece_off_ = 0;          // Chunked: current decoded piece in rbuf_
+    std::uint32_t piece_len_ = 0;
+    bool body_done_ = true;
+    bool body_failed_ = false;
+    http::Error body_error_ = http::Error::None;
+    bool expect_continue_ = false;
+
+    OutQueue out_;
+};
+
+}  // namespace luath::net

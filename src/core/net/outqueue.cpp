@@ -1,0 +1,148 @@
+#include "net/outqueue.hpp"
+
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace luath::net {
+
+namespace {
+constexpr int kMaxIov = 64;
+constexpr std::size_t kShrinkAbove = 1u << 20;
+}  // namespace
+
+char* OutQueue::reserve(std::size_t n) {
+    if (stage_len_ + n > stage_.size()) {
+        std::size_t cap = stage_.empty() ? 4096 : stage_.size();
+        while (cap < stage_len_ + n) cap *= 2;
+        stage_.resize(cap);
+    }
+    return stage_.data() + stage_len_;
+}
+
+void OutQueue::commit(std::size_t n) {
+    if (n == 0) return;
+    if (segs_.size() > head_) {
+        Seg& last = segs_.back();
+        if (last.kind == Kind::Staged && last.off + last.len == stage_len_) {
+            last.len += n;
+            stage_len_ += n;
+            pending_ += n;
+            return;
+        }
+    }
+    segs_.push_back(Seg{Kind::Staged, -1, stage_len_, n, nullptr, nullptr});
+    stage_len_ += n;
+    pending_ += n;
+}
+
+void OutQueue::append(const void* p, std::size_t n) {
+    if (n == 0) return;
+    std::memcpy(reserve(n), p, n);
+    commit(n);
+}
+
+void OutQueue::append_ref(const char* p, std::size_t n, void* owner) {
+    if (n == 0) {
+        if (owner && release_) release_(release_ctx_, owner);
+        return;
+    }
+    segs_.push_back(Seg{Kind::Ref, -1, 0, n, p, owner});
+    pending_ += n;
+}
+
+void OutQueue::append_file(int fd, std::int64_t off, std::uint64_t len, void* owner) {
+    segs_.push_back(Seg{Kind::File, fd, static_cast<std::size_t>(off), static_cast<std::size_t>(len),
+                        nullptr, owner});
+    pending_ += len;
+}
+
+void OutQueue::pop_front() {
+    Seg& s = segs_[head_];
+    void* owner = s.owner;
+    ++head_;
+    if (owner && release_) release_(release_ctx_, owner);
+}
+
+void OutQueue::reset_if_empty() {
+    if (head_ != segs_.size()) return;
+    segs_.clear();
+    head_ = 0;
+    stage_len_ = 0;
+    if (stage_.size() > kShrinkAbove) {
+        stage_.clear();
+        stage_.shrink_to_fit();
+    }
+}
+
+int OutQueue::flush(int fd) {
+    while (head_ < segs_.size()) {
+        Seg& first = segs_[head_];
+        if (first.kind == Kind::File) {
+            if (first.len == 0) {
+                pop_front();
+                continue;
+            }
+            off_t off = static_cast<off_t>(first.off);
+            std::size_t want = first.len > (1u << 30) ? (1u << 30) : first.len;
+            ssize_t n = ::sendfile(fd, first.fd, &off, want);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN) return 1;
+                return -errno;
+            }
+            if (n == 0) {  // the file shrank under us: the response cannot be completed
+                return -EIO;
+            }
+            first.off += static_cast<std::size_t>(n);
+            first.len -= static_cast<std::size_t>(n);
+            pending_ -= static_cast<std::size_t>(n);
+            if (first.len == 0) pop_front();
+            continue;
+        }
+        iovec iov[kMaxIov];
+        int cnt = 0;
+        std::size_t total = 0;
+        for (std::size_t i = head_; i < segs_.size() && cnt < kMaxIov; ++i) {
+            const Seg& s = segs_[i];
+            if (s.kind == Kind::File) break;
+            iov[cnt].iov_base = const_cast<char*>(s.kind == Kind::Staged ? stage_.data() + s.off : s.ptr);
+            iov[cnt].iov_len = s.len;
+            total += s.len;
+            ++cnt;
+        }
+        ssize_t n = ::writev(fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) return 1;
+            return -errno;
+        }
+        std::size_t left = static_cast<std::size_t>(n);
+        pending_ -= left;
+        while (left > 0) {
+            Seg& s = segs_[head_];
+            if (left >= s.len) {
+                left -= s.len;
+                s.len = 0;
+                pop_front();
+            } else {
+                s.len -= left;
+                if (s.kind == Kind::Staged) s.off += left; else s.ptr += left;
+                left = 0;
+            }
+        }
+        if (static_cast<std::size_t>(n) < total) return 1;  // short write: the socket is full
+    }
+    reset_if_empty();
+    return 0;
+}
+
+void OutQueue::clear() {
+    while (head_ < segs_.size()) pop_front();
+    pending_ = 0;
+    reset_if_empty();
+}
+
+}  // namespace luath::net

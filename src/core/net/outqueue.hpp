@@ -1,0 +1,67 @@
+// A connection's unsent output: small pieces (headers, chunk framing, small bodies) copied into one
+// staging buffer that is reused across responses; large bodies referenced through an owner that is
+// released when they are written; regular files sent with sendfile. One writev sends everything queued.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace luath::net {
+
+// Releases an owner once the bytes it keeps alive are written or dropped.
+using ReleaseFn = void (*)(void* ctx, void* owner);
+
+class OutQueue {
+public:
+    OutQueue() = default;
+    OutQueue(const OutQueue&) = delete;
+    OutQueue& operator=(const OutQueue&) = delete;
+    ~OutQueue() { clear(); }
+
+    void set_release(ReleaseFn fn, void* ctx) { release_ = fn; release_ctx_ = ctx; }
+
+    // Copies bytes into the staging buffer.
+    void append(const void* p, std::size_t n);
+    void append(std::string_view s) { append(s.data(), s.size()); }
+    // Room for n staged bytes; commit(k) keeps the first k of them.
+    char* reserve(std::size_t n);
+    void commit(std::size_t n);
+    // References n bytes kept alive by owner (the queue takes over one reference).
+    void append_ref(const char* p, std::size_t n, void* owner);
+    // Sends len bytes of file fd from offset off with sendfile; owner released when done.
+    void append_file(int fd, std::int64_t off, std::uint64_t len, void* owner);
+
+    std::size_t pending() const { return pending_; }
+    bool empty() const { return pending_ == 0 && segs_.size() == head_; }
+
+    // Writes as much as the socket takes. Returns 0 when everything was written, 1 when the socket is
+    // full (EAGAIN), or -errno on a write error.
+    int flush(int fd);
+    // Drops everything unsent, releasing owners.
+    void clear();
+
+private:
+    enum class Kind : std::uint8_t { Staged, Ref, File };
+    struct Seg {
+        Kind kind;
+        int fd;
+        std::size_t off;   // Staged: offset in stage_; Ref: unused; File: file offset
+        std::size_t len;   // bytes left
+        const char* ptr;   // Ref: next byte to write
+        void* owner;
+    };
+    void pop_front();
+    void reset_if_empty();
+
+    std::vector<char> stage_;
+    std::size_t stage_len_ = 0;
+    std::vector<Seg> segs_;
+    std::size_t head_ = 0;     // first unsent segment
+    std::size_t pending_ = 0;  // bytes not yet written
+    ReleaseFn release_ = nullptr;
+    void* release_ctx_ = nullptr;
+};
+
+}  // namespace luath::net

@@ -1,0 +1,123 @@
+// One worker's event loop: listening sockets, connections, the timeout sweep, signals.
+// No Python: the application layer plugs in through Handler.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "http/parser.hpp"
+#include "http/response.hpp"
+#include "net/bufpool.hpp"
+#include "net/timer_list.hpp"
+
+namespace luath::net {
+
+class Connection;
+
+struct Config {
+    http::Limits limits;
+    std::uint32_t keepalive_timeout_ms = 5000;    // idle keep-alive connection (also a new, silent one)
+    std::uint32_t head_timeout_ms = 30000;        // from a head's first byte to its end
+    std::uint32_t body_timeout_ms = 30000;        // longest gap while the app waits for body bytes
+    std::uint32_t write_timeout_ms = 30000;       // longest wait for a client to take more output
+    std::uint32_t graceful_timeout_ms = 30000;    // how long in-flight responses may take at shutdown
+    std::uint32_t linger_ms = 2000;               // read-and-discard after an error response before close
+    std::size_t write_high_water = 512 * 1024;    // stop producing/reading while more is unsent
+    std::size_t write_low_water = 64 * 1024;      // resume when unsent output falls below this
+    std::uint32_t read_buffer_size = 16384;
+    std::uint32_t max_connections = 0;            // 0: no limit
+};
+
+// The application side of the server (WSGI, ASGI). Every callback runs on the loop thread.
+class Handler {
+public:
+    virtual ~Handler() = default;
+    // A request head was parsed. The handler answers through the connection and calls
+    // Connection::finish_response() when the response is complete — now or later (streaming).
+    virtual void on_request(Connection& c, const http::Request& req) = 0;
+    // A streaming response paused for backpressure may produce more: output fell below low water.
+    virtual void on_drain(Connection& c) = 0;
+    // The connection is going away; drop any per-request state (call the app's close()).
+    virtual void on_close(Connection& c) = 0;
+    // An owner handed to OutQueue::append_ref/append_file is no longer needed.
+    virtual void release(void* owner) = 0;
+    // The loop is about to wait for events (drop the GIL here).
+    virtual void before_wait() {}
+};
+
+class Server {
+public:
+    Server(uv_loop_t* loop, const Config& cfg, Handler& handler);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Serve on an already listening, non-blocking socket (the fd stays owned by the caller).
+    int add_listener(int fd);
+    // Runs the loop until stop() (or SIGINT/SIGTERM when handle_signals is set) and every
+    // connection is closed. Returns 0, or a negative libuv error.
+    int run(bool handle_signals);
+    // Graceful stop: stop accepting, close idle connections, let in-flight responses finish (up to
+    // Config::graceful_timeout_ms), then return from run().
+    void stop();
+
+    uv_loop_t* loop() const { return loop_; }
+    const Config& config() const { return cfg_; }
+    Handler& handler() const { return handler_; }
+    BufPool& buffers() { return bufs_; }
+    std::string_view date_line();
+    std::uint64_t now_ms() const { return uv_now(loop_); }
+    bool stopping() const { return stopping_; }
+    std::size_t connection_count() const { return nconns_; }
+
+    // Connection bookkeeping (used by Connection).
+    TimerList& keepalive_list() { return ka_list_; }
+    TimerList& head_list() { return head_list_; }
+    TimerList& linger_list() { return linger_list_; }
+    TimerList& write_list() { return write_list_; }
+    void arm_sweep();
+    void connection_closed(Connection* c);
+
+private:
+    struct Listener {
+        uv_poll_t poll;
+        int fd;
+        Server* server;
+    };
+    static void on_accept(uv_poll_t* h, int status, int events);
+    static void on_sweep(uv_timer_t* t);
+    static void on_prepare(uv_prepare_t* p);
+    static void on_signal(uv_signal_t* s, int signum);
+    static void on_grace(uv_timer_t* t);
+    void accept_from(Listener& l);
+    void sweep();
+    void close_idle();
+    void maybe_finish();
+
+    uv_loop_t* loop_;
+    Config cfg_;
+    Handler& handler_;
+    BufPool bufs_;
+    std::vector<Listener*> listeners_;
+    std::vector<Connection*> free_conns_;
+    std::size_t nconns_ = 0;
+    TimerList ka_list_, head_list_, linger_list_, write_list_;
+    uv_timer_t sweep_timer_;
+    uv_timer_t grace_timer_;
+    uv_prepare_t prepare_;
+    uv_signal_t sig_int_, sig_term_;
+    bool signals_ = false;
+    bool sweep_armed_ = false;
+    bool stopping_ = false;
+    bool finished_ = false;
+    http::DateCache date_;
+    std::uint64_t date_ms_ = 0;
+    std::time_t date_sec_ = 0;
+    Connection* all_head_ = nullptr;  // every live connection (for shutdown)
+    http::Request req_;               // the head being parsed (one at a time per loop)
+    friend class Connection;
+};
+
+}  // namespace luath::net

@@ -1,0 +1,141 @@
+// The WSGI side of a worker (PEP 3333): builds the environ, calls the application, and turns its
+// status, headers and iterable into bytes on the connection. The only layer here that runs Python.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "http/parser.hpp"
+#include "net/connection.hpp"
+#include "net/server.hpp"
+#include "py/ref.hpp"
+
+namespace luath::wsgi {
+
+class Handler;
+
+// Python objects handed to the application; defined in start_response.cpp and input.cpp.
+struct StartResponseObject;
+struct WriteObject;
+struct InputObject;
+extern PyTypeObject* StartResponseType;  // heap types made at module init; owned by the module
+extern PyTypeObject* WriteType;
+extern PyTypeObject* InputType;
+extern PyObject* ClientDisconnected;  // luath._core.ClientDisconnected (an OSError); module-owned
+bool init_types(PyObject* module);
+
+// One request/response on a connection, from the call of the app to its last byte queued.
+struct Exchange {
+    Handler* handler = nullptr;
+    net::Connection* conn = nullptr;
+    bool active = false;         // between the app call and the end of the response
+    bool http10 = false;
+    bool head = false;           // HEAD: headers only
+    bool started = false;        // start_response was called
+    bool headers_sent = false;   // the status line and headers are queued
+    bool no_body = false;        // 1xx, 204, 304, or HEAD
+    bool chunked = false;
+    bool overflowed = false;     // the app sent more than its Content-Length
+    std::int64_t content_length = -1;  // declared by the app, else -1
+    std::uint64_t sent = 0;            // body bytes queued
+    int status_code = 0;
+    py::Ref status;              // str given to start_response
+    py::Ref headers;             // list given to start_response
+    py::Ref result;              // the app's iterable (close() still to call)
+    py::Ref iter;                // iterator over result while streaming
+    StartResponseObject* sr = nullptr;  // owned through `sr_ref`
+    py::Ref sr_ref;
+    py::Ref input;               // wsgi.input object of this request
+
+    void reset();
+};
+
+struct ConnData {
+    py::Ref remote_addr;
+    py::Ref remote_port;
+    Exchange ex;
+};
+
+struct Options {
+    py::Ref app;
+    py::Ref file_wrapper;   // the FileWrapper type exposed as wsgi.file_wrapper
+    py::Ref log_error;      // callable(exc, message): logs an application error with its traceback
+    py::Ref base_environ;   // the constant part of the environ, copied per request
+    std::string script_name;
+};
+
+class Handler final : public net::Handler {
+public:
+    explicit Handler(Options opts);
+    ~Handler() override;
+
+    void on_request(net::Connection& c, const http::Request& req) override;
+    void on_drain(net::Connection& c) override;
+    void on_close(net::Connection& c) override;
+    void release(void* owner) override;
+    void before_wait() override;
+
+    // The GIL is held while Python runs and dropped while the loop waits or a socket blocks.
+    void ensure_gil() {
+        if (!gil_held_) {
+            PyEval_RestoreThread(tstate_);
+            gil_held_ = true;
+        }
+    }
+    void drop_gil() {
+        if (gil_held_) {
+            gil_held_ = false;
+            tstate_ = PyEval_SaveThread();
+        }
+    }
+    void set_gil_held() { gil_held_ = true; }
+
+    // Used by start_response's write() and by the response path.
+    bool send_headers(Exchange& ex, std::int64_t length_hint);
+    bool send_body(Exchange& ex, PyObject* bytes);   // false: a Python error is set
+    void app_failed(Exchange& ex);                   // the Python error set now is the app's
+    void finish(Exchange& ex);                       // call close() and end the response
+
+    // Environ (environ.cpp).
+    PyObject* build_environ(net::Connection& c, ConnData& cd, const http::Request& req);
+
+private:
+    ConnData* conn_data(net::Connection& c);
+    void run_response(Exchange& ex);
+    void stream(Exchange& ex);
+    bool try_sendfile(Exchange& ex);
+    void call_close(Exchange& ex);
+    void log_current(const char* message);
+    PyObject* header_key(std::string_view name);
+    StartResponseObject* new_start_response(Exchange& ex);
+    PyObject* new_input(Exchange& ex);
+
+    Options opts_;
+    PyThreadState* tstate_ = nullptr;
+    bool gil_held_ = true;
+    std::vector<ConnData*> free_data_;
+    std::vector<PyObject*> free_sr_;      // StartResponse objects no one else references
+    std::vector<PyObject*> free_input_;
+    // HTTP_* keys for header names seen, keyed by the lower-cased name; interned, kept for the process.
+    struct KeySlot {
+        std::string name;
+        PyObject* key = nullptr;
+    };
+    std::vector<KeySlot> keys_;
+    std::size_t nkeys_ = 0;
+    std::string scratch_;
+};
+
+// start_response.cpp / input.cpp helpers
+void start_response_detach(PyObject* sr);   // the exchange ended: later calls raise
+void input_detach(PyObject* input);
+PyObject* start_response_new(Exchange* ex);  // new reference
+PyObject* input_new(Exchange* ex);           // new reference
+void start_response_attach(PyObject* sr, Exchange* ex);
+void input_attach(PyObject* input, Exchange* ex);
+
+}  // namespace luath::wsgi
