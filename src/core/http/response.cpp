@@ -28,15 +28,19 @@ struct ByteClass {
 };
 constexpr ByteClass kClass;
 
-std::string build_response(int status, std::string_view reason, std::string_view body) {
+struct CannedText {
+    std::string head;
+    std::string body;
+    Canned view() const { return {head, body}; }
+};
+
+CannedText build_response(int status, std::string_view reason, std::string_view body) {
     char head[160];
     int n = std::snprintf(head, sizeof head,
                           "HTTP/1.1 %d %.*s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                          "Content-Length: %zu\r\nConnection: close\r\n",
                           status, static_cast<int>(reason.size()), reason.data(), body.size());
-    std::string out(head, static_cast<std::size_t>(n));
-    out.append(body);
-    return out;
+    return {std::string(head, static_cast<std::size_t>(n)), std::string(body)};
 }
 
 }  // namespace
@@ -108,24 +112,22 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-std::string_view error_response(Error e) {
-    static std::array<std::string, 64> cache;
+Canned error_response(Error e) {
+    static std::array<CannedText, 64> cache;
     auto& slot = cache[static_cast<std::size_t>(e) % cache.size()];
-    if (slot.empty()) {
+    if (slot.head.empty()) {
         ErrorInfo info = error_info(e);
         std::string body(info.detail);
         body.push_back('\n');
         slot = build_response(info.status, info.reason, body);
     }
-    return slot;
+    return slot.view();
 }
 
-std::string_view canned_response(int status) {
-    static const std::string r500 =
-        build_response(500, "Internal Server Error", "Internal Server Error\n");
-    static const std::string r503 =
-        build_response(503, "Service Unavailable", "Service Unavailable\n");
-    return status == 503 ? std::string_view(r503) : std::string_view(r500);
+Canned canned_response(int status) {
+    static const CannedText r500 = build_response(500, "Internal Server Error", "Internal Server Error\n");
+    static const CannedText r503 = build_response(503, "Service Unavailable", "Service Unavailable\n");
+    return status == 503 ? r503.view() : r500.view();
 }
 
 }  // namespace luath::http

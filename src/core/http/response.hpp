@@ -42,12 +42,17 @@ bool is_valid_status(std::string_view s);
 // Case-insensitive ASCII equality.
 bool iequals(std::string_view a, std::string_view b);
 
-// The whole response for a request that failed to parse: status line, Content-Type, Content-Length,
-// Connection: close and a short text body. Built once per error at first use; the view stays valid.
-std::string_view error_response(Error e);
+// A response the server writes by itself: `head` is the status line and headers (Content-Type,
+// Content-Length, Connection: close) without the Date line and the blank line; `body` a short text.
+struct Canned {
+    std::string_view head;
+    std::string_view body;
+};
 
-// A complete response for a status with a short text body, closing the connection
-// (used for 500 and 503 written by the server itself).
-std::string_view canned_response(int status);
+// For a request that failed to parse. Built once per error at first use; the views stay valid.
+Canned error_response(Error e);
+
+// 500 or 503, closing the connection.
+Canned canned_response(int status);
 
 }  // namespace luath::http

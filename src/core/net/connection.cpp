@@ -134,7 +134,7 @@ void Connection::on_readable() {
     }
     if (!make_room()) {
         // Cannot happen while the parser enforces the head limit; be safe anyway.
-        out_.append(http::error_response(http::Error::HeadTooLarge));
+        queue_canned(http::error_response(http::Error::HeadTooLarge));
         begin_close();
         return;
     }
@@ -224,7 +224,7 @@ void Connection::process_buffer() {
             break;
         }
         if (r.status == http::Status::Error) {
-            out_.append(http::error_response(r.error));
+            queue_canned(http::error_response(r.error));
             begin_close();
             return;
         }
@@ -496,6 +496,14 @@ bool Connection::flush_blocking() {
             return false;
         }
     }
+}
+
+void Connection::queue_canned(http::Canned r) {
+    keep_alive_ = false;
+    out_.append(r.head);
+    out_.append(server_.date_line());
+    out_.append("\r\n", 2);
+    out_.append(r.body);
 }
 
 // ---------------------------------------------------------------- closing

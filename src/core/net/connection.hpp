@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "http/parser.hpp"
+#include "http/response.hpp"
 #include "net/outqueue.hpp"
 #include "net/timer_list.hpp"
 
@@ -69,6 +70,9 @@ public:
     void finish_response();
     // The handler stops producing until on_drain (output over high water).
     void wait_for_drain() { waiting_drain_ = true; }
+    // Queues a response the server wrote itself (an error), with the Date line; the connection closes
+    // after it.
+    void queue_canned(http::Canned r);
     // Close now, dropping unsent output (the app failed after the headers went out, or the client left).
     void abort() { close(); }
 

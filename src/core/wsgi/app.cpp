@@ -311,9 +311,8 @@ void Handler::app_failed(Exchange& ex) {
     ex.iter.reset();
     if (!ex.headers_sent && !c.closed()) {
         // Nothing of this response is queued yet: answer 400 for a malformed body, else 500, and close.
-        c.set_keep_alive(false);
-        if (c.body_error() != http::Error::None) c.out().append(http::error_response(c.body_error()));
-        else c.out().append(http::canned_response(500));
+        c.queue_canned(c.body_error() != http::Error::None ? http::error_response(c.body_error())
+                                                            : http::canned_response(500));
         ex.headers_sent = true;
         ex.no_body = true;
         finish(ex);

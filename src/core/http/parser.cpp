@@ -1,0 +1,527 @@
+// HTTP/1.1 request head parser (RFC 9112 sections 2-3, 5-6; RFC 9110 5.6).
+//
+// Line oriented. Each call resumes where the previous one stopped (HeadState keeps offsets only), scans the
+// new bytes for line ends with memchr and validates every line as soon as it is complete. The result is a
+// pure function of the bytes received so far:
+//   * complete lines are checked in order: limits first, then the line's syntax;
+//   * the last, still incomplete line is only checked against the limits, with "certain" semantics (an
+//     error is reported at the first prefix length at which it cannot be avoided any more), so a partial
+//     line never reports something different from what the complete line would;
+//   * message-level rules (Host, Content-Length, Transfer-Encoding, ...) are applied once the empty line
+//     ending the head has arrived.
+// Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
+// a call that did not see the request line, the head is parsed once more from the start: O(total) overall.
+#include <array>
+#include <cstring>
+#include <limits>
+
+#include "http/parser.hpp"
+
+namespace luath::http {
+namespace {
+
+enum : std::uint8_t { kTchar = 1, kValue = 2, kTarget = 4, kRegName = 8, kHex = 16 };
+
+constexpr bool in(std::string_view set, int c) {
+    for (char s : set)
+        if (static_cast<unsigned char>(s) == c) return true;
+    return false;
+}
+
+constexpr std::array<std::uint8_t, 256> kClass = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) {
+        const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        const bool digit = c >= '0' && c <= '9';
+        std::uint8_t f = 0;
+        if (alpha || digit || in("!#$%&'*+-.^_`|~", c)) f |= kTchar;
+        if (c == '\t' || (c >= 0x20 && c <= 0x7e) || c >= 0x80) f |= kValue;
+        if ((c >= 0x21 && c <= 0x7e && c != '#') || c >= 0x80) f |= kTarget;
+        // reg-name = *( unreserved / pct-encoded / sub-delims ); '%' is checked separately
+        if (alpha || digit || in("-._~!$&'()*+,;=", c)) f |= kRegName;
+        if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) f |= kHex;
+        t[static_cast<std::size_t>(c)] = f;
+    }
+    return t;
+}();
+
+constexpr std::array<unsigned char, 256> kLower = [] {
+    std::array<unsigned char, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[static_cast<std::size_t>(c)] = static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    return t;
+}();
+
+inline std::uint8_t cls(char c) { return kClass[static_cast<unsigned char>(c)]; }
+inline bool is_ws(char c) { return c == ' ' || c == '\t'; }
+
+// Case-insensitive equality with a lowercase literal.
+inline bool ieq(const char* p, std::size_t n, std::string_view lit) {
+    if (n != lit.size()) return false;
+    for (std::size_t i = 0; i < n; ++i)
+        if (kLower[static_cast<unsigned char>(p[i])] != static_cast<unsigned char>(lit[i])) return false;
+    return true;
+}
+inline bool ieq(std::string_view s, std::string_view lit) { return ieq(s.data(), s.size(), lit); }
+
+inline std::string_view trim_ows(std::string_view s) {
+    std::size_t b = 0, e = s.size();
+    while (b < e && is_ws(s[b])) ++b;
+    while (e > b && is_ws(s[e - 1])) --e;
+    return s.substr(b, e - b);
+}
+
+// Calls fn(element) for each element of a comma-separated list, OWS trimmed, empty elements skipped.
+template <class Fn>
+inline void for_each_element(std::string_view v, Fn&& fn) {
+    while (true) {
+        const std::size_t comma = v.find(',');
+        const std::string_view el = trim_ows(v.substr(0, comma));
+        if (!el.empty()) fn(el);
+        if (comma == std::string_view::npos) return;
+        v.remove_prefix(comma + 1);
+    }
+}
+
+// A list element's leading token (a transfer coding or connection option), parameters cut off.
+inline std::string_view element_name(std::string_view el) {
+    const std::size_t semi = el.find(';');
+    return semi == std::string_view::npos ? el : trim_ows(el.substr(0, semi));
+}
+
+constexpr std::uint32_t kMaxLeadingEmptyLines = 8;
+constexpr std::string_view kSlash = "/";
+
+Method method_id(const char* m, std::size_t n) {
+    switch (n) {
+        case 3:
+            if (std::memcmp(m, "GET", 3) == 0) return Method::Get;
+            if (std::memcmp(m, "PUT", 3) == 0) return Method::Put;
+            break;
+        case 4:
+            if (std::memcmp(m, "POST", 4) == 0) return Method::Post;
+            if (std::memcmp(m, "HEAD", 4) == 0) return Method::Head;
+            break;
+        case 5:
+            if (std::memcmp(m, "PATCH", 5) == 0) return Method::Patch;
+            if (std::memcmp(m, "TRACE", 5) == 0) return Method::Trace;
+            break;
+        case 6:
+            if (std::memcmp(m, "DELETE", 6) == 0) return Method::Delete;
+            break;
+        case 7:
+            if (std::memcmp(m, "OPTIONS", 7) == 0) return Method::Options;
+            if (std::memcmp(m, "CONNECT", 7) == 0) return Method::Connect;
+            break;
+        default:
+            break;
+    }
+    return Method::Other;
+}
+
+// authority = host [ ":" port ] (RFC 3986 3.2), without userinfo (RFC 9110 4.2.4: treat it as an error).
+// host is a non-empty reg-name / IPv4address, or an IP-literal in brackets (checked loosely).
+bool valid_authority(std::string_view a, bool require_port) {
+    std::size_t i = 0;
+    const std::size_t n = a.size();
+    if (n == 0) return false;
+    if (a[0] == '[') {
+        i = 1;
+        while (i < n && a[i] != ']') {
+            if (!(cls(a[i]) & kRegName) && a[i] != ':') return false;
+            ++i;
+        }
+        if (i == n || i == 1) return false;
+        ++i;  // ']'
+    } else {
+        while (i < n && a[i] != ':') {
+            if (a[i] == '%') {
+                if (i + 2 >= n || !(cls(a[i + 1]) & kHex) || !(cls(a[i + 2]) & kHex)) return false;
+                i += 3;
+                continue;
+            }
+            if (!(cls(a[i]) & kRegName)) return false;
+            ++i;
+        }
+        if (i == 0) return false;
+    }
+    if (i == n) return !require_port;
+    if (a[i] != ':') return false;
+    ++i;
+    if (require_port && i == n) return false;
+    for (; i < n; ++i)
+        if (a[i] < '0' || a[i] > '9') return false;
+    return true;
+}
+
+// Request line without its CRLF: [p, end).
+Error parse_request_line(const char* p, const char* end, Request& req) {
+    const char* m = p;
+    while (p < end && (cls(*p) & kTchar)) ++p;
+    if (p == end) return Error::BadRequestLine;  // no SP at all
+    if (*p == '\r') return Error::BareLF;
+    if (*p != ' ') return Error::BadMethod;
+    if (p == m) return Error::BadRequestLine;  // empty method
+    const std::size_t mlen = static_cast<std::size_t>(p - m);
+
+    const char* t = ++p;
+    while (p < end && (cls(*p) & kTarget)) ++p;
+    if (p == end) return Error::BadRequestLine;  // no SP before the version
+    if (*p != ' ') return *p == '\r' ? Error::BareLF : Error::BadTarget;
+    if (p == t) return Error::BadRequestLine;  // empty target (two SP)
+    const std::size_t tlen = static_cast<std::size_t>(p - t);
+
+    const char* v = ++p;
+    const std::size_t vlen = static_cast<std::size_t>(end - v);
+    if (vlen == 8 && std::memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
+        v[7] >= '0' && v[7] <= '9') {
+        if (v[5] != '1' || (v[7] != '0' && v[7] != '1')) return Error::UnsupportedVersion;
+        req.version_minor = static_cast<std::uint8_t>(v[7] - '0');
+    } else {
+        if (vlen && std::memchr(v, '\r', vlen)) return Error::BareLF;
+        return Error::BadVersion;
+    }
+
+    req.method = std::string_view(m, mlen);
+    req.method_id = method_id(m, mlen);
+    req.target = std::string_view(t, tlen);
+    req.keep_alive = req.version_minor == 1;
+
+    if (t[0] == '/') {
+        if (req.method_id == Method::Connect) return Error::BadTarget;
+        const void* q = std::memchr(t, '?', tlen);
+        if (q) {
+            const char* qc = static_cast<const char*>(q);
+            req.path = std::string_view(t, static_cast<std::size_t>(qc - t));
+            req.query = std::string_view(qc + 1, static_cast<std::size_t>(t + tlen - qc - 1));
+        } else {
+            req.path = req.target;
+        }
+        return Error::None;
+    }
+    if (tlen == 1 && t[0] == '*') {
+        if (req.method_id != Method::Options) return Error::BadTarget;
+        req.path = req.target;
+        return Error::None;
+    }
+    if (req.method_id == Method::Connect) {
+        if (!valid_authority(req.target, true)) return Error::BadTarget;
+        req.authority = req.target;
+        return Error::None;
+    }
+    std::size_t skip;
+    if (tlen >= 7 && ieq(t, 7, "http://")) skip = 7;
+    else if (tlen >= 8 && ieq(t, 8, "https://")) skip = 8;
+    else return Error::BadTarget;
+    const std::string_view rest(t + skip, tlen - skip);
+    const std::size_t aend = rest.find_first_of("/?");
+    const std::string_view auth = rest.substr(0, aend);
+    if (!valid_authority(auth, false)) return Error::BadTarget;
+    req.authority = auth;
+    if (aend == std::string_view::npos) {
+        req.path = kSlash;
+        return Error::None;
+    }
+    const std::string_view pq = rest.substr(aend);
+    const std::size_t q = pq.find('?');
+    if (q == 0) {
+        req.path = kSlash;
+    } else {
+        req.path = pq.substr(0, q);
+    }
+    if (q != std::string_view::npos) req.query = pq.substr(q + 1);
+    return Error::None;
+}
+
+// Field line without its CRLF: [p, end). Sets name/value on success.
+inline Error parse_field_line(const char* p, const char* end, std::string_view& name, std::string_view& value) {
+    if (is_ws(*p)) return Error::ObsFold;
+    const char* n = p;
+    while (p < end && (cls(*p) & kTchar)) ++p;
+    if (p == end) return Error::BadHeaderName;  // no colon
+    if (*p != ':') {
+        if (*p == '\r') return Error::BareLF;
+        if (p != n && is_ws(*p)) {
+            while (p < end && is_ws(*p)) ++p;
+            if (p < end && *p == ':') return Error::SpaceBeforeColon;
+            if (p < end && *p == '\r') return Error::BareLF;
+        }
+        return Error::BadHeaderName;
+    }
+    if (p == n) return Error::BadHeaderName;  // empty name
+    name = std::string_view(n, static_cast<std::size_t>(p - n));
+    ++p;
+    while (p < end && is_ws(*p)) ++p;
+    const char* v = p;
+    // Hot loop: value bytes.
+    while (end - p >= 4) {
+        if (!(cls(p[0]) & kValue)) goto bad;
+        if (!(cls(p[1]) & kValue)) { p += 1; goto bad; }
+        if (!(cls(p[2]) & kValue)) { p += 2; goto bad; }
+        if (!(cls(p[3]) & kValue)) { p += 3; goto bad; }
+        p += 4;
+    }
+    while (p < end) {
+        if (!(cls(*p) & kValue)) goto bad;
+        ++p;
+    }
+    {
+        const char* e = end;
+        while (e > v && is_ws(e[-1])) --e;
+        value = std::string_view(v, static_cast<std::size_t>(e - v));
+    }
+    return Error::None;
+bad:
+    return *p == '\r' ? Error::BareLF : Error::BadHeaderValue;
+}
+
+// Message-level state gathered from the field lines.
+struct Semantics {
+    std::uint32_t host_count = 0;
+    std::string_view host;
+    std::uint32_t cl_count = 0;
+    bool cl_bad = false;
+    bool cl_conflict = false;
+    std::uint64_t cl = 0;
+    std::uint32_t te_lines = 0;
+    std::uint32_t te_elements = 0;
+    std::uint32_t te_chunked = 0;
+    bool te_last_chunked = false;
+    bool te_other = false;
+    bool conn_close = false;
+    bool conn_keep_alive = false;
+    bool conn_upgrade = false;
+    bool upgrade_header = false;
+    bool expect_continue = false;
+    bool te_trailers = false;
+};
+
+// Content-Length = 1*DIGIT, at most 2^63 - 1.
+inline bool parse_content_length(std::string_view v, std::uint64_t& out) {
+    if (v.empty()) return false;
+    constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    std::uint64_t x = 0;
+    for (char c : v) {
+        if (c < '0' || c > '9') return false;
+        const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+        if (x > (kMax - d) / 10) return false;
+        x = x * 10 + d;
+    }
+    out = x;
+    return true;
+}
+
+inline void note_field(Semantics& s, std::string_view name, std::string_view value) {
+    switch (name.size()) {
+        case 2:
+            if (ieq(name, "te")) {
+                for_each_element(value, [&](std::string_view el) {
+                    if (ieq(element_name(el), "trailers")) s.te_trailers = true;
+                });
+            }
+            break;
+        case 4:
+            if (ieq(name, "host")) {
+                if (s.host_count++ == 0) s.host = value;
+            }
+            break;
+        case 6:
+            if (ieq(name, "expect") && ieq(value, "100-continue")) s.expect_continue = true;
+            break;
+        case 7:
+            if (ieq(name, "upgrade") && !value.empty()) s.upgrade_header = true;
+            break;
+        case 10:
+            if (ieq(name, "connection")) {
+                for_each_element(value, [&](std::string_view el) {
+                    if (ieq(el, "close")) s.conn_close = true;
+                    else if (ieq(el, "keep-alive")) s.conn_keep_alive = true;
+                    else if (ieq(el, "upgrade")) s.conn_upgrade = true;
+                });
+            }
+            break;
+        case 14:
+            if (ieq(name, "content-length")) {
+                std::uint64_t x = 0;
+                if (!parse_content_length(value, x)) s.cl_bad = true;
+                else if (s.cl_count != 0 && x != s.cl) s.cl_conflict = true;
+                else s.cl = x;
+                ++s.cl_count;
+            }
+            break;
+        case 17:
+            if (ieq(name, "transfer-encoding")) {
+                ++s.te_lines;
+                for_each_element(value, [&](std::string_view el) {
+                    ++s.te_elements;
+                    // Only exactly "chunked" counts: no parameters, no quotes, case-insensitive.
+                    const bool chunked = ieq(el, "chunked");
+                    s.te_last_chunked = chunked;
+                    if (chunked) ++s.te_chunked;
+                    else s.te_other = true;
+                });
+            }
+            break;
+        default:
+            break;
+    }
+}
+
+Error finish(Request& req, const Semantics& s, const Limits& limits) {
+    if (s.host_count > 1) return Error::DuplicateHost;
+    if (s.host_count == 0 && req.version_minor == 1) return Error::MissingHost;
+    req.host = s.host;
+    if (s.te_lines) {
+        if (req.version_minor == 0) return Error::TransferEncodingOnHttp10;
+        if (s.cl_count) return Error::ContentLengthWithTransferEncoding;
+        if (s.te_elements == 0 || s.te_chunked != 1 || !s.te_last_chunked)
+            return Error::TransferEncodingNotChunked;
+        if (s.te_other) return Error::UnknownTransferCoding;
+        req.framing = Framing::Chunked;
+    } else if (s.cl_count) {
+        if (s.cl_bad) return Error::BadContentLength;
+        if (s.cl_conflict) return Error::ConflictingContentLength;
+        if (limits.max_body_size && s.cl > limits.max_body_size) return Error::BodyTooLarge;
+        req.framing = Framing::ContentLength;
+        req.content_length = s.cl;
+    }
+    if (s.conn_close) req.keep_alive = false;
+    else if (req.version_minor == 0) req.keep_alive = s.conn_keep_alive;
+    else req.keep_alive = true;
+    if (req.version_minor == 1) {
+        req.expect_continue = s.expect_continue;
+        req.upgrade = s.conn_upgrade && s.upgrade_header;
+    }
+    req.te_trailers = s.te_trailers;
+    return Error::None;
+}
+
+// Limit checks for the line [ls, e) (e = LF offset when complete, else len). Each limit has the prefix
+// length at which exceeding it became certain; the earliest wins (the line limit on a tie), which makes
+// the answer identical whether the line is seen partially or complete.
+inline Error check_limits(const char* buf, std::size_t ls, std::size_t e, bool complete, std::size_t head_start,
+                          std::size_t max_line, std::size_t max_head, Error line_error) {
+    constexpr std::size_t kNever = std::numeric_limits<std::size_t>::max();
+    std::size_t t_line = kNever, t_head = kNever;
+    if (e - ls > max_line) {
+        std::size_t k = ls + max_line + 1;
+        if (buf[ls + max_line] == '\r') ++k;  // could still be the CR of a CRLF ending at exactly max_line
+        if (k <= e) t_line = k;
+    }
+    const std::size_t upto = complete ? e + 1 : e;
+    if (upto - head_start > max_head) t_head = head_start + max_head + 1;
+    if (t_line == kNever && t_head == kNever) return Error::None;
+    return t_line <= t_head ? line_error : Error::HeadTooLarge;
+}
+
+inline ParseResult fail(Error e) { return ParseResult{Status::Error, e, 0}; }
+
+void reset_request(Request& req) {
+    req.method = {};
+    req.method_id = Method::Other;
+    req.target = {};
+    req.path = {};
+    req.query = {};
+    req.authority = {};
+    req.version_minor = 1;
+    req.framing = Framing::None;
+    req.content_length = 0;
+    req.keep_alive = true;
+    req.expect_continue = false;
+    req.upgrade = false;
+    req.te_trailers = false;
+    req.host = {};
+    req.num_headers = 0;
+}
+
+// One pass from the state in `st`. Returns Complete only when st was fresh (request line not yet seen
+// by an earlier call); otherwise reports Complete via `needs_reparse`.
+ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st,
+                bool& needs_reparse) {
+    std::size_t ls = st.line_start;
+    std::size_t scan = st.scanned < ls ? ls : st.scanned;
+    std::uint32_t lines = st.lines;
+    std::uint32_t nlead = st.reserved;
+    const bool fresh = lines == nlead;
+    if (fresh) reset_request(req);
+    const std::size_t max_headers =
+        limits.max_headers < kMaxHeadersCap ? limits.max_headers : kMaxHeadersCap;
+    Semantics sem;
+
+    for (;;) {
+        const void* lfp = scan < len ? std::memchr(buf + scan, '\n', len - scan) : nullptr;
+        const bool complete = lfp != nullptr;
+        const std::size_t e = complete ? static_cast<std::size_t>(static_cast<const char*>(lfp) - buf) : len;
+        const bool in_request_line = lines == nlead;
+        const std::size_t head_start = 2 * static_cast<std::size_t>(nlead);
+
+        if (complete && e - ls == 1 && buf[ls] == '\r') {  // empty line
+            if (in_request_line) {
+                if (nlead == kMaxLeadingEmptyLines) return fail(Error::BadRequestLine);
+                ++nlead;
+                ++lines;
+                ls = scan = e + 1;
+                continue;
+            }
+            const std::size_t head_end = e + 1;
+            if (head_end - head_start > limits.max_head_size) return fail(Error::HeadTooLarge);
+            if (!fresh) {
+                needs_reparse = true;
+                return ParseResult{Status::Incomplete, Error::None, 0};
+            }
+            const Error err = finish(req, sem, limits);
+            if (err != Error::None) return fail(err);
+            st.line_start = ls;
+            st.scanned = head_end;
+            st.lines = lines;
+            st.reserved = nlead;
+            return ParseResult{Status::Complete, Error::None, head_end};
+        }
+        if (complete && e == ls) return fail(Error::BareLF);
+
+        const Error lerr = check_limits(buf, ls, e, complete, head_start,
+                                        in_request_line ? limits.max_request_line : limits.max_field_size,
+                                        limits.max_head_size,
+                                        in_request_line ? Error::TargetTooLong : Error::HeadTooLarge);
+        if (lerr != Error::None) return fail(lerr);
+        if (!complete) {
+            st.line_start = ls;
+            st.scanned = len;
+            st.lines = lines;
+            st.reserved = nlead;
+            return ParseResult{Status::Incomplete, Error::None, 0};
+        }
+        if (in_request_line) {
+            if (buf[e - 1] != '\r') return fail(Error::BareLF);
+            const Error err = parse_request_line(buf + ls, buf + e - 1, req);
+            if (err != Error::None) return fail(err);
+        } else {
+            const std::size_t index = lines - nlead - 1;
+            if (index >= max_headers) return fail(Error::TooManyHeaders);
+            if (buf[e - 1] != '\r') return fail(Error::BareLF);
+            Header& h = req.headers[index];
+            const Error err = parse_field_line(buf + ls, buf + e - 1, h.name, h.value);
+            if (err != Error::None) return fail(err);
+            req.num_headers = static_cast<std::uint32_t>(index + 1);
+            note_field(sem, h.name, h.value);
+        }
+        ++lines;
+        ls = scan = e + 1;
+    }
+}
+
+}  // namespace
+
+ParseResult parse_request_head(const char* buf, std::size_t len, Request& req, const Limits& limits,
+                               HeadState& st) {
+    bool needs_reparse = false;
+    const ParseResult r = run(buf, len, req, limits, st, needs_reparse);
+    if (!needs_reparse) return r;
+    // The head completed, but earlier calls saw part of it: their views may dangle and the message-level
+    // state was not kept. Parse the (now known valid line by line) head again in one pass.
+    HeadState fresh{};
+    return run(buf, len, req, limits, fresh, needs_reparse);
+    // (st is left as is: after Complete the caller resets it for the next request.)
+}
+
+}  // namespace luath::http
