@@ -83,6 +83,8 @@ class Supervisor:
                 sys.stderr.flush()
                 os._exit(code)
         self.children[pid] = number
+        if self.stopping:  # a stop signal came while forking: this worker never saw it
+            os.kill(pid, signal.SIGTERM)
 
     def _on_signal(self, signum, frame):
         self.stopping = True
@@ -115,7 +117,8 @@ class Supervisor:
                     self._on_signal(signal.SIGTERM, None)
                     continue
                 time.sleep(min(0.05 * len(self.crashes), 1.0))
-                self.spawn(number)
+                if not self.stopping:
+                    self.spawn(number)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

@@ -21,7 +21,7 @@ struct ByteClass {
         for (int c = 'a'; c <= 'z'; ++c) token[c] = true;
         for (int c = 'A'; c <= 'Z'; ++c) token[c] = true;
         for (char c : std::string_view("!#$%&'*+-.^_`|~")) token[static_cast<unsigned char>(c)] = true;
-        value['\t'] = true;
+        value[static_cast<unsigned char>('\t')] = true;
         for (int c = 0x20; c < 0x7f; ++c) value[c] = true;
         for (int c = 0x80; c < 0x100; ++c) value[c] = true;
     }

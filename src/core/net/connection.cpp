@@ -259,7 +259,24 @@ void Connection::dispatch(const http::Request& req) {
     body_failed_ = false;
     body_error_ = http::Error::None;
     piece_off_ = piece_len_ = 0;
-    if (req.framing == http::Framing::Chunked) chunked_.reset(server_.config().limits.max_body_size);
+    if (req.framing == http::Framing::Chunked) {
+        chunked_.reset(server_.config().limits.max_body_size);
+        // A malformed body that is already here is answered now, before the app sees the request.
+        http::ChunkedDecoder probe = chunked_;
+        const char* p = rbuf_ + rstart_;
+        const char* end = rbuf_ + rend_;
+        std::string_view piece;
+        http::ChunkedDecoder::Result res;
+        do {
+            res = probe.next(p, end, piece);
+        } while (res == http::ChunkedDecoder::Result::Data);
+        if (res == http::ChunkedDecoder::Result::Error) {
+            state_ = State::App;
+            queue_canned(http::error_response(probe.error()));
+            begin_close();
+            return;
+        }
+    }
     expect_continue_ = req.expect_continue && !body_done_;
     keep_alive_ = req.keep_alive;
     waiting_drain_ = false;
