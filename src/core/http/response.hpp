@@ -27,6 +27,9 @@ private:
     std::size_t len_ = 0;
 };
 
+// The standard reason phrase of a status code ("" when unknown).
+std::string_view reason_phrase(int status);
+
 // Writes "<hex size>\r\n" into out (at least 18 bytes); returns its length.
 std::size_t format_chunk_size(char* out, std::uint64_t n);
 

@@ -139,6 +139,19 @@ int OutQueue::flush(int fd) {
     return 0;
 }
 
+void OutQueue::rollback(const Mark& m) {
+    if (m.segs < head_) return;  // already partly written: too late
+    for (std::size_t i = m.segs; i < segs_.size(); ++i)
+        if (segs_[i].owner && release_) release_(release_ctx_, segs_[i].owner);
+    segs_.resize(m.segs);
+    if (!segs_.empty()) {
+        Seg& last = segs_.back();
+        if (last.kind == Kind::Staged && last.off + last.len > m.stage_len) last.len = m.stage_len - last.off;
+    }
+    stage_len_ = m.stage_len;
+    pending_ = m.pending;
+}
+
 void OutQueue::clear() {
     while (head_ < segs_.size()) pop_front();
     pending_ = 0;

@@ -33,6 +33,13 @@ public:
     // Sends len bytes of file fd from offset off with sendfile; owner released when done.
     void append_file(int fd, std::int64_t off, std::uint64_t len, void* owner);
 
+    // A point to roll back to: everything appended after it is dropped (owners released).
+    struct Mark {
+        std::size_t segs, stage_len, pending;
+    };
+    Mark mark() const { return {segs_.size(), stage_len_, pending_}; }
+    void rollback(const Mark& m);
+
     std::size_t pending() const { return pending_; }
     bool empty() const { return pending_ == 0 && segs_.size() == head_; }
 

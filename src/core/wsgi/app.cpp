@@ -21,10 +21,7 @@ constexpr std::uintptr_t kCloseTag = 1;
 }  // namespace
 
 void Exchange::reset() {
-    active = http10 = head = started = headers_sent = no_body = chunked = overflowed = false;
-    content_length = -1;
-    sent = 0;
-    status_code = 0;
+    active = http10 = head = started = false;
     status.reset();
     headers.reset();
     result.reset();
@@ -94,6 +91,7 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     ex.active = true;
     ex.http10 = req.version_minor == 0;
     ex.head = req.method_id == http::Method::Head;
+    ex.w.start(c, ex.http10, ex.head);
 
     py::Ref env = py::Ref::steal(build_environ(c, *cd, req));
     PyObject* input = env ? new_input(ex) : nullptr;
@@ -135,7 +133,7 @@ void Handler::run_response(Exchange& ex) {
             }
             total += PyBytes_GET_SIZE(items[i]);
         }
-        if (!ex.headers_sent && !send_headers(ex, total)) {
+        if (!ex.w.headers_sent() && !send_headers(ex, total)) {
             app_failed(ex);
             return;
         }
@@ -163,7 +161,7 @@ void Handler::stream(Exchange& ex) {
     net::Connection& c = *ex.conn;
     for (;;) {
         if (c.closed()) return;  // on_close finishes the exchange
-        if (ex.headers_sent && ex.no_body && ex.head) break;  // HEAD: nothing more to send
+        if (ex.w.headers_sent() && ex.head) break;  // HEAD: nothing more to send
         if (c.over_high_water()) {
             c.wait_for_drain();
             return;
@@ -182,7 +180,7 @@ void Handler::stream(Exchange& ex) {
             app_failed(ex);
             return;
         }
-        if (!ex.headers_sent && !send_headers(ex, -1)) {
+        if (!ex.w.headers_sent() && !send_headers(ex, -1)) {
             app_failed(ex);
             return;
         }
@@ -197,7 +195,7 @@ void Handler::stream(Exchange& ex) {
         app_failed(ex);
         return;
     }
-    if (!ex.headers_sent && !send_headers(ex, 0)) {
+    if (!ex.w.headers_sent() && !send_headers(ex, 0)) {
         app_failed(ex);
         return;
     }
@@ -231,14 +229,12 @@ bool Handler::try_sendfile(Exchange& ex) {
         app_failed(ex);
         return true;
     }
-    if (ex.content_length >= 0 && ex.content_length < length) length = ex.content_length;
-    net::Connection& c = *ex.conn;
-    if (!ex.no_body && length > 0) {
+    if (ex.w.content_length() >= 0 && ex.w.content_length() < length) length = ex.w.content_length();
+    if (!ex.w.no_body() && length > 0) {
         // The queue now owns the wrapper: close() runs when the file has been sent (or dropped).
         PyObject* owner = ex.result.release();
-        c.out().append_file(static_cast<int>(fd), pos, static_cast<std::uint64_t>(length),
-                            reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(owner) | kCloseTag));
-        ex.sent = static_cast<std::uint64_t>(length);
+        ex.w.file(static_cast<int>(fd), pos, static_cast<std::uint64_t>(length),
+                  reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(owner) | kCloseTag));
     }
     finish(ex);
     return true;
@@ -281,10 +277,6 @@ void Handler::log_current(const char* message) {
 
 // The response is complete: end chunking, call close(), hand the connection back.
 void Handler::finish(Exchange& ex) {
-    net::Connection& c = *ex.conn;
-    if (ex.chunked && !ex.no_body) c.out().append("0\r\n\r\n", 5);
-    if (ex.content_length >= 0 && !ex.no_body && ex.sent < static_cast<std::uint64_t>(ex.content_length))
-        c.set_keep_alive(false);  // the app sent less than it declared: the client sees the close
     ex.iter.reset();
     call_close(ex);
     ex.active = false;
@@ -300,21 +292,20 @@ void Handler::finish(Exchange& ex) {
         if (Py_REFCNT(ex.input.get()) == 1 && free_input_.size() < 64) free_input_.push_back(ex.input.release());
         ex.input.reset();
     }
-    c.finish_response();
+    ex.w.finish();
 }
 
 void Handler::app_failed(Exchange& ex) {
     net::Connection& c = *ex.conn;
     if (ClientDisconnected && PyErr_ExceptionMatches(ClientDisconnected)) PyErr_Clear();  // not the app's fault
-    else log_current(ex.headers_sent ? "Exception in the application after the response started"
+    else log_current(ex.w.headers_sent() ? "Exception in the application after the response started"
                                      : "Exception in the application");
     ex.iter.reset();
-    if (!ex.headers_sent && !c.closed()) {
+    if (!ex.w.headers_sent() && !c.closed()) {
         // Nothing of this response is queued yet: answer 400 for a malformed body, else 500, and close.
         c.queue_canned(c.body_error() != http::Error::None ? http::error_response(c.body_error())
                                                             : http::canned_response(500));
-        ex.headers_sent = true;
-        ex.no_body = true;
+        ex.w.start(c, ex.http10, true);  // the canned response is complete: nothing more to frame
         finish(ex);
         return;
     }

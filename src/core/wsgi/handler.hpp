@@ -11,6 +11,7 @@
 
 #include "http/parser.hpp"
 #include "net/connection.hpp"
+#include "net/response_writer.hpp"
 #include "net/server.hpp"
 #include "py/ref.hpp"
 
@@ -36,13 +37,7 @@ struct Exchange {
     bool http10 = false;
     bool head = false;           // HEAD: headers only
     bool started = false;        // start_response was called
-    bool headers_sent = false;   // the status line and headers are queued
-    bool no_body = false;        // 1xx, 204, 304, or HEAD
-    bool chunked = false;
-    bool overflowed = false;     // the app sent more than its Content-Length
-    std::int64_t content_length = -1;  // declared by the app, else -1
-    std::uint64_t sent = 0;            // body bytes queued
-    int status_code = 0;
+    net::ResponseWriter w;       // status line, headers, framing
     py::Ref status;              // str given to start_response
     py::Ref headers;             // list given to start_response
     py::Ref result;              // the app's iterable (close() still to call)

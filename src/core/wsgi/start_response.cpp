@@ -33,7 +33,7 @@ PyObject* sr_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     Exchange* ex = o->ex;
     if (!ex) return ended();
     if (exc_info != Py_None) {
-        if (ex->headers_sent) {
+        if (ex->w.headers_sent()) {
             // PEP 3333: too late to change the status; re-raise the application's exception.
             if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
                 PyErr_SetString(PyExc_TypeError, "exc_info must be a (type, value, traceback) tuple");
@@ -88,7 +88,7 @@ PyObject* write_call(PyObject* self, PyObject* args, PyObject* kwargs) {
         return nullptr;
     }
     Handler& h = *ex->handler;
-    if (!ex->headers_sent && !h.send_headers(*ex, -1)) return nullptr;
+    if (!ex->w.headers_sent() && !h.send_headers(*ex, -1)) return nullptr;
     if (!h.send_body(*ex, data)) return nullptr;
     net::Connection& c = *ex->conn;
     bool ok;
