@@ -9,7 +9,12 @@
 #include "net/server.hpp"
 #include "py/ref.hpp"
 #include "py/strings.hpp"
+#include "asgi/handler.hpp"
 #include "wsgi/handler.hpp"
+
+namespace luath::asgi {
+bool init_server_type(PyObject* module);
+}
 
 namespace {
 
@@ -53,8 +58,18 @@ bool read_config(PyObject* cfg, luath::net::Config& c) {
            get_ms(cfg, "timeout_write", c.write_timeout_ms) &&
            get_ms(cfg, "timeout_graceful_shutdown", c.graceful_timeout_ms) &&
            get_uint(cfg, "write_buffer_high", c.write_high_water) &&
-           get_uint(cfg, "write_buffer_low", c.write_low_water);
+           get_uint(cfg, "write_buffer_low", c.write_low_water) &&
+           get_uint(cfg, "limit_concurrency", c.max_connections);
 }
+
+}  // namespace
+
+namespace luath::py {
+// The engine settings from the dict Config.engine_options() builds (shared with the ASGI server).
+bool read_engine_config(PyObject* cfg, net::Config& c) { return read_config(cfg, c); }
+}  // namespace luath::py
+
+namespace {
 
 PyDoc_STRVAR(serve_wsgi_doc,
              "serve_wsgi(app, fds, config, base_environ, file_wrapper, log_error, handle_signals=True)\n"
@@ -139,7 +154,7 @@ PyMODINIT_FUNC PyInit__core() {
     if (!luath::py::init_strings()) return nullptr;
     PyObject* m = PyModule_Create(&module_def);
     if (!m) return nullptr;
-    if (!luath::wsgi::init_types(m) || PyModule_AddStringConstant(m, "libuv_version", uv_version_string()) < 0) {
+    if (!luath::wsgi::init_types(m) || !luath::asgi::init_types(m) || !luath::asgi::init_server_type(m) || PyModule_AddStringConstant(m, "libuv_version", uv_version_string()) < 0) {
         Py_DECREF(m);
         return nullptr;
     }

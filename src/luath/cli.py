@@ -20,7 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("application")
     g.add_argument("--interface", choices=("auto", "wsgi", "asgi"), default="auto")
     g.add_argument("--factory", action="store_true", help="the attribute is a factory returning the app")
-    g.add_argument("--root-path", default=d.root_path, help="SCRIPT_NAME the app is mounted at")
+    g.add_argument("--root-path", default=d.root_path, help="SCRIPT_NAME / root_path the app is mounted at")
+    g.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto", help="ASGI lifespan events")
+    g.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="ASGI event loop (auto: uvloop when installed)")
     g = p.add_argument_group("socket and processes")
     g.add_argument("--host", default=d.host)
     g.add_argument("--port", type=int, default=d.port)
@@ -32,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-head-size", type=int, default=d.max_head_size, metavar="BYTES")
     g.add_argument("--max-headers", type=int, default=d.max_headers, metavar="N")
     g.add_argument("--max-body-size", type=int, default=d.max_body_size, metavar="BYTES", help="0 = no limit")
+    g.add_argument("--limit-concurrency", type=int, default=d.limit_concurrency, metavar="N",
+                   help="open connections per worker; beyond it a new one gets 503 and is closed (0 = no limit)")
     g = p.add_argument_group("timeouts (seconds)")
     g.add_argument("--timeout-keep-alive", type=float, default=d.timeout_keep_alive)
     g.add_argument("--timeout-request-head", type=float, default=d.timeout_request_head)

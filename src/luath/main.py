@@ -84,9 +84,21 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **op
     supervisor.serve(_wsgi_worker(app, cfg), cfg)
 
 
-def serve_asgi(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **options) -> None:
-    """Serve an ASGI application (not available in this version)."""
-    raise NotImplementedError("ASGI support is not available in this version of luath")
+def serve_asgi(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, lifespan: str = "auto",
+               loop: str = "auto", **options) -> None:
+    """Serve an ASGI 3 application until SIGINT or SIGTERM.
+
+    lifespan: "auto" (run it if the app supports it), "on" (a failure stops the server), "off".
+    loop: "auto" (uvloop when installed), "asyncio" or "uvloop".
+    """
+    from ._asgi import asgi_worker, new_event_loop
+
+    if lifespan not in ("auto", "on", "off"):
+        raise ValueError(f"lifespan must be auto, on or off, not {lifespan!r}")
+    new_event_loop(loop).close()  # fail early on a loop that cannot be had
+    cfg = Config.from_kwargs(host=host, port=port, workers=workers, **options)
+    _logging.setup(cfg.log_level)
+    supervisor.serve(asgi_worker(app, cfg, lifespan, loop), cfg)
 
 
 def run(app, interface: str = "auto", factory: bool = False, **options) -> None:
@@ -95,8 +107,10 @@ def run(app, interface: str = "auto", factory: bool = False, **options) -> None:
         app = import_app(app, factory=factory)
     if interface == "auto":
         interface = "asgi" if is_asgi(app) else "wsgi"
+    lifespan = options.pop("lifespan", "auto")
+    loop = options.pop("loop", "auto")
     if interface == "asgi":
-        serve_asgi(app, **options)
+        serve_asgi(app, lifespan=lifespan, loop=loop, **options)
     elif interface == "wsgi":
         serve(app, **options)
     else:

@@ -39,8 +39,22 @@ def bind(cfg: Config) -> socket.socket:
     return sock
 
 
+def raise_nofile_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, so a worker can hold many connections."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError) as e:
+        log.debug("cannot raise RLIMIT_NOFILE: %s", e)
+
+
 def serve(work, cfg: Config) -> None:
     """Run work(sock, multiprocess) in this process or in cfg.workers forked workers."""
+    raise_nofile_limit()  # inherited by forked workers
     sock = bind(cfg)
     host, port = sock.getsockname()[:2]
     log.info("luath listening on http://%s:%d (%d worker%s)", host, port, cfg.workers,
@@ -75,6 +89,8 @@ class Supervisor:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 self.work(self.sock, True)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
             except BaseException:
                 log.exception("worker %d failed", number)
                 code = 1

@@ -32,7 +32,7 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     peer_ = peer;
     local_ = local;
     state_ = State::Head;
-    close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = false;
+    close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = peer_closed_ = false;
     keep_alive_ = true;
     poll_events_ = 0;
     rstart_ = rend_ = 0;
@@ -97,9 +97,15 @@ void Connection::update_poll() {
     if (state_ == State::Closed) return;
     int ev = 0;
     if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering) ev |= UV_READABLE;
+    // While the app runs (ASGI), keep reading body bytes and watching for the client leaving, as long
+    // as the buffer has room (a full buffer is the backpressure on an upload the app is not reading).
+    if (state_ == State::App && server_.handler().reads_during_app() && !peer_closed_ &&
+        (!rbuf_ || rend_ < rcap_ || rstart_ > 0 || piece_off_ > 0))
+        ev |= UV_READABLE;
     if (write_blocked_) ev |= UV_WRITABLE;
     if (ev == poll_events_) return;
     poll_events_ = ev;
+    server_.mark_dirty();
     if (ev) uv_poll_start(&poll_, ev, &Connection::on_poll);
     else uv_poll_stop(&poll_);
 }
@@ -127,6 +133,10 @@ void Connection::on_readable() {
             return;
         }
     }
+    if (state_ == State::App) {
+        read_during_app();
+        return;
+    }
     if (state_ != State::Head) return;
     if (!ensure_buffer()) {
         close();
@@ -152,6 +162,33 @@ void Connection::on_readable() {
     }
     rend_ += static_cast<std::uint32_t>(n);
     process_buffer();
+}
+
+void Connection::read_during_app() {
+    if (!ensure_buffer()) {
+        close();
+        return;
+    }
+    if (rend_ == rcap_) compact();
+    if (rend_ == rcap_) {  // full: wait for the app to take some
+        update_poll();
+        return;
+    }
+    ssize_t n;
+    do {
+        n = ::recv(fd_, rbuf_ + rend_, rcap_ - rend_, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+        // The client is gone (a half-close counts: HTTP/1.1 clients do not half-close and wait).
+        peer_closed_ = true;
+        if (!body_done_) body_failed_ = true;
+        close();
+        return;
+    }
+    rend_ += static_cast<std::uint32_t>(n);
+    server_.handler().on_input(*this);
+    update_poll();
 }
 
 void Connection::on_writable() {
@@ -398,11 +435,19 @@ std::int64_t Connection::body_read(char* dst, std::size_t n) {
     return static_cast<std::int64_t>(got);
 }
 
-std::string_view Connection::body_peek() {
+void Connection::continue_async() {
+    if (!expect_continue_) return;
+    expect_continue_ = false;
+    out_.append(kContinue);
+    flush();
+}
+
+std::string_view Connection::body_peek(bool block) {
     if (body_failed_) return {};
     if (framing_ == http::Framing::ContentLength) {
         if (body_done_) return {};
         if (rend_ == rstart_) {
+            if (!block) return {};
             if (!send_continue()) {
                 body_failed_ = true;
                 return {};
@@ -445,6 +490,7 @@ std::string_view Connection::body_peek() {
             }
             continue;  // NeedMore: everything buffered was consumed
         }
+        if (!block) return {};
         if (!send_continue()) {
             body_failed_ = true;
             return {};
@@ -480,6 +526,8 @@ void Connection::flush() {
     if (state_ == State::Closed || out_.empty()) {
         if (state_ == State::Closing && out_.empty()) begin_linger();
         else update_poll();
+        // Idle keep-alive (no read buffer, nothing to send): give the output memory back.
+        if (state_ == State::Head && !rbuf_ && out_.empty()) out_.release_memory();
         return;
     }
     int r = out_.flush(fd_);
@@ -499,6 +547,7 @@ void Connection::flush() {
             begin_linger();
             return;
         }
+        if (state_ == State::Head && !rbuf_) out_.release_memory();  // idle keep-alive: see above
     }
     update_poll();
 }

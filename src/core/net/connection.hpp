@@ -52,9 +52,15 @@ public:
     // when the client expects it). Returns bytes read (< n only at the end of the body), or -1 when the
     // body is malformed (body_error()), the client went away, or it timed out.
     std::int64_t body_read(char* dst, std::size_t n);
-    // Decoded body bytes available without waiting (fills once, blocking, when none are buffered).
-    // Empty at the end of the body or on error (check body_error() / body_failed()).
-    std::string_view body_peek();
+    // Decoded body bytes available now. With block, waits once for the client when none are buffered
+    // (sending 100 Continue first if expected). Empty at the end of the body, on error (body_failed()),
+    // or, without block, when nothing is buffered yet (the handler then waits for on_input).
+    std::string_view body_peek(bool block = true);
+    // Sends 100 Continue now if the client expects it (without waiting for the socket).
+    void continue_async();
+    // After the handler consumed buffered body bytes: read again if reading had paused on a full buffer.
+    void resume_reading() { update_poll(); }
+    bool peer_closed() const { return peer_closed_; }
     void body_consume(std::size_t n);
     bool body_failed() const { return body_failed_; }
 
@@ -88,6 +94,7 @@ private:
     static void on_poll(uv_poll_t* h, int status, int events);
     static void on_closed(uv_handle_t* h);
     void on_readable();
+    void read_during_app();
     void on_writable();
     void process_buffer();
     void dispatch(const http::Request& req);
@@ -115,6 +122,7 @@ private:
     bool backpressured_ = false;
     bool waiting_drain_ = false;
     bool write_blocked_ = false;
+    bool peer_closed_ = false;
     sockaddr_storage peer_{};
     sockaddr_storage local_{};
 

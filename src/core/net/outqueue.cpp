@@ -66,6 +66,14 @@ void OutQueue::pop_front() {
     if (owner && release_) release_(release_ctx_, owner);
 }
 
+void OutQueue::release_memory() {
+    if (head_ != segs_.size()) return;
+    std::vector<char>().swap(stage_);
+    std::vector<Seg>().swap(segs_);
+    head_ = 0;
+    stage_len_ = 0;
+}
+
 void OutQueue::reset_if_empty() {
     if (head_ != segs_.size()) return;
     segs_.clear();

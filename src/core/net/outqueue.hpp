@@ -48,6 +48,9 @@ public:
     int flush(int fd);
     // Drops everything unsent, releasing owners.
     void clear();
+    // Frees the staging buffer and segment list when nothing is queued (an idle keep-alive
+    // connection should not hold 4 KiB+ of output memory).
+    void release_memory();
 
 private:
     enum class Kind : std::uint8_t { Staged, Ref, File };

@@ -1,8 +1,10 @@
 #include "net/server.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,7 +59,7 @@ int Server::add_listener(int fd) {
     return 0;
 }
 
-int Server::run(bool handle_signals) {
+void Server::start(bool handle_signals) {
     for (Listener* l : listeners_) uv_poll_start(&l->poll, UV_READABLE, &Server::on_accept);
     uv_prepare_start(&prepare_, &Server::on_prepare);
     signals_ = handle_signals;
@@ -68,6 +70,10 @@ int Server::run(bool handle_signals) {
         uv_signal_start(&sig_int_, &Server::on_signal, SIGINT);
         uv_signal_start(&sig_term_, &Server::on_signal, SIGTERM);
     }
+}
+
+int Server::run(bool handle_signals) {
+    start(handle_signals);
     int r = uv_run(loop_, UV_RUN_DEFAULT);
     return r < 0 ? r : 0;
 }
@@ -77,6 +83,7 @@ void Server::on_signal(uv_signal_t* s, int) { static_cast<Server*>(s->data)->sto
 void Server::stop() {
     if (stopping_) return;
     stopping_ = true;
+    dirty_ = true;
     for (Listener* l : listeners_) {
         uv_poll_stop(&l->poll);
         uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
@@ -126,13 +133,45 @@ void Server::on_accept(uv_poll_t* h, int status, int) {
 }
 
 void Server::accept_from(Listener& l) {
+    // A spare descriptor: when the process runs out (EMFILE/ENFILE) it is freed to accept the waiting
+    // connection, answer it 503 and close it, so the level-triggered listener does not spin.
+    static int spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // Over the connection limit (or out of descriptors): 503 with Connection: close, closed at once.
+    // What the client already sent is read first so that close() does not reset the connection
+    // before the 503 reaches it.
+    auto refuse = [](int fd) {
+        char sink[4096];
+        for (int k = 0; k < 4 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++k) {
+        }
+        const http::Canned r = http::canned_response(503);
+        struct iovec iov[3] = {{const_cast<char*>(r.head.data()), r.head.size()},
+                               {const_cast<char*>("\r\n"), 2},
+                               {const_cast<char*>(r.body.data()), r.body.size()}};
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 3;
+        (void)::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ::shutdown(fd, SHUT_WR);
+        ::close(fd);
+    };
     for (int i = 0; i < kAcceptBatch && !stopping_; ++i) {
         sockaddr_storage peer{};
         socklen_t plen = sizeof peer;
         int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            return;  // EAGAIN (another worker took it), or EMFILE/ENFILE: retried on the next wakeup
+            if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
+                ::close(spare_fd);
+                fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0) refuse(fd);
+                spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) continue;
+            }
+            return;  // EAGAIN (another worker took it), or out of descriptors: retried on the next wakeup
+        }
+        if (cfg_.max_connections != 0 && nconns_ >= cfg_.max_connections) {
+            refuse(fd);
+            continue;
         }
         sockaddr_storage local{};
         socklen_t llen = sizeof local;
@@ -170,6 +209,7 @@ void Server::connection_closed(Connection* c) {
 void Server::arm_sweep() {
     if (sweep_armed_ || finished_) return;
     sweep_armed_ = true;
+    dirty_ = true;
     uv_timer_start(&sweep_timer_, &Server::on_sweep, kSweepMs, kSweepMs);
 }
 

@@ -41,6 +41,12 @@ public:
     virtual void on_drain(Connection& c) = 0;
     // The connection is going away; drop any per-request state (call the app's close()).
     virtual void on_close(Connection& c) = 0;
+    // New bytes arrived (or the client closed) while a request is with the handler; only called when
+    // the handler asked to read during the app (reads_during_app()).
+    virtual void on_input(Connection&) {}
+    // True for handlers that let the app run while the loop goes on (ASGI): the connection keeps
+    // reading body bytes and notices a client that leaves.
+    virtual bool reads_during_app() const { return false; }
     // An owner handed to OutQueue::append_ref/append_file is no longer needed.
     virtual void release(void* owner) = 0;
     // The loop is about to wait for events (drop the GIL here).
@@ -59,6 +65,26 @@ public:
     // Runs the loop until stop() (or SIGINT/SIGTERM when handle_signals is set) and every
     // connection is closed. Returns 0, or a negative libuv error.
     int run(bool handle_signals);
+    // For an outer event loop (asyncio) driving this one: start() once, then run_nowait() whenever
+    // backend_fd() is readable or backend_timeout() ms have passed. done() once stopped and drained.
+    void start(bool handle_signals);
+    int run_nowait() { return uv_run(loop_, UV_RUN_NOWAIT); }
+    int backend_fd() const { return uv_backend_fd(loop_); }
+    int backend_timeout() const { return uv_backend_timeout(loop_); }
+    bool done() const { return finished_; }
+    // Set when a handle changed outside the loop's own callbacks (libuv applies watcher changes and
+    // timers only inside uv_run): the outer loop should call run_nowait() soon.
+    bool dirty() const { return dirty_; }
+    void mark_dirty() { dirty_ = true; }
+    int run_pending() {
+        int r = 0;
+        for (int i = 0; i < 4; ++i) {  // a changed watcher reaches epoll on the next pass
+            dirty_ = false;
+            r = uv_run(loop_, UV_RUN_NOWAIT);
+            if (!dirty_ || finished_) break;
+        }
+        return r;
+    }
     // Graceful stop: stop accepting, close idle connections, let in-flight responses finish (up to
     // Config::graceful_timeout_ms), then return from run().
     void stop();
@@ -112,6 +138,7 @@ private:
     bool sweep_armed_ = false;
     bool stopping_ = false;
     bool finished_ = false;
+    bool dirty_ = false;
     http::DateCache date_;
     std::uint64_t date_ms_ = 0;
     std::time_t date_sec_ = 0;

@@ -1,0 +1,741 @@
+#include "asgi/handler.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "http/response.hpp"
+#include "py/strings.hpp"
+
+namespace luath::wsgi {
+extern PyObject* ClientDisconnected;
+}
+
+namespace luath::asgi {
+
+PyObject* ready(PyObject* value);
+bool init_exchange_types();
+extern PyMethodDef receive_def;
+extern PyMethodDef send_def;
+
+namespace {
+
+constexpr Py_ssize_t kMaxReceive = 1 << 20;  // body bytes handed over in one http.request message
+
+struct Keys {
+#define LUATH_ASGI_KEYS(X)                                                                            \
+    X(type) X(body) X(more_body) X(status) X(headers) X(trailers) X(more_trailers) X(path)            \
+    X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)
+#define LUATH_DECLARE(name) PyObject* name = nullptr;
+    LUATH_ASGI_KEYS(LUATH_DECLARE)
+#undef LUATH_DECLARE
+    PyObject* http_request = nullptr;
+    PyObject* http_disconnect = nullptr;
+    PyObject* response_start = nullptr;
+    PyObject* response_body = nullptr;
+    PyObject* response_trailers = nullptr;
+    PyObject* response_pathsend = nullptr;
+    PyObject* v10 = nullptr;
+    PyObject* v11 = nullptr;
+    PyObject* empty_bytes = nullptr;
+    PyObject* disconnect_msg = nullptr;  // {"type": "http.disconnect"}, copied per use
+};
+Keys K;
+
+bool intern(PyObject*& slot, const char* s) {
+    slot = PyUnicode_InternFromString(s);
+    return slot != nullptr;
+}
+
+bool init_keys() {
+#define LUATH_INIT(name) if (!intern(K.name, #name)) return false;
+    LUATH_ASGI_KEYS(LUATH_INIT)
+#undef LUATH_INIT
+    if (!intern(K.http_request, "http.request") || !intern(K.http_disconnect, "http.disconnect") ||
+        !intern(K.response_start, "http.response.start") || !intern(K.response_body, "http.response.body") ||
+        !intern(K.response_trailers, "http.response.trailers") ||
+        !intern(K.response_pathsend, "http.response.pathsend") || !intern(K.v10, "1.0") || !intern(K.v11, "1.1"))
+        return false;
+    K.empty_bytes = PyBytes_FromStringAndSize(nullptr, 0);
+    K.disconnect_msg = PyDict_New();
+    return K.empty_bytes && K.disconnect_msg && PyDict_SetItem(K.disconnect_msg, K.type, K.http_disconnect) == 0;
+}
+
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+PyObject* decode_path(std::string_view path, std::string& scratch) {
+    if (path.find('%') == std::string_view::npos)
+        return PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace");
+    scratch.clear();
+    for (std::size_t i = 0; i < path.size(); ++i) {
+        if (path[i] == '%' && i + 2 < path.size()) {
+            int hi = hexval(path[i + 1]), lo = hexval(path[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                scratch.push_back(static_cast<char>(hi * 16 + lo));
+                i += 2;
+                continue;
+            }
+        }
+        scratch.push_back(path[i]);
+    }
+    return PyUnicode_DecodeUTF8(scratch.data(), static_cast<Py_ssize_t>(scratch.size()), "replace");
+}
+
+PyObject* method_str(const http::Request& req) {
+    using py::S;
+    PyObject* s = nullptr;
+    switch (req.method_id) {
+        case http::Method::Get: s = S.GET; break;
+        case http::Method::Post: s = S.POST; break;
+        case http::Method::Head: s = S.HEAD; break;
+        case http::Method::Put: s = S.PUT; break;
+        case http::Method::Delete: s = S.DELETE; break;
+        case http::Method::Options: s = S.OPTIONS; break;
+        case http::Method::Patch: s = S.PATCH; break;
+        case http::Method::Connect: s = S.CONNECT; break;
+        case http::Method::Trace: s = S.TRACE; break;
+        case http::Method::Other: break;
+    }
+    if (s) {
+        Py_INCREF(s);
+        return s;
+    }
+    return PyUnicode_DecodeLatin1(req.method.data(), static_cast<Py_ssize_t>(req.method.size()), nullptr);
+}
+
+bool set_steal(PyObject* d, PyObject* key, PyObject* value) {
+    if (!value) return false;
+    int r = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return r == 0;
+}
+
+PyObject* peer_tuple(const sockaddr_storage& ss) {
+    char host[INET6_ADDRSTRLEN] = "";
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    } else {
+        Py_RETURN_NONE;  // a unix socket has no client address
+    }
+    return Py_BuildValue("(sI)", host, port);
+}
+
+// Bytes of a bytes-like header item; false when it is not bytes.
+bool bytes_view(PyObject* o, std::string_view& out) {
+    if (PyBytes_Check(o)) {
+        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
+        return true;
+    }
+    if (PyByteArray_Check(o)) {
+        out = {PyByteArray_AS_STRING(o), static_cast<std::size_t>(PyByteArray_GET_SIZE(o))};
+        return true;
+    }
+    return false;
+}
+
+PyObject* runtime_error(const char* msg) {
+    PyErr_SetString(PyExc_RuntimeError, msg);
+    return nullptr;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ handler
+
+Handler::Handler(Options opts) : opts_(std::move(opts)), names_(512) {}
+
+Handler::~Handler() {
+    for (ConnData* d : free_data_) delete d;
+}
+
+void Handler::wake() {
+    if (!server_ || !server_->dirty() || !opts_.wake) return;
+    py::Ref r = py::Ref::steal(PyObject_CallNoArgs(opts_.wake.get()));
+    if (!r) PyErr_Clear();
+}
+
+void Handler::log_current(const char* message) {
+    PyObject* type = nullptr;
+    PyObject* value = nullptr;
+    PyObject* tb = nullptr;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value) PyException_SetTraceback(value, tb);
+    py::Ref exc = py::Ref::steal(value);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (!exc || !opts_.log_error) return;
+    py::Ref msg = py::Ref::steal(PyUnicode_FromString(message));
+    PyObject* args[2] = {exc.get(), msg.get()};
+    py::Ref r = py::Ref::steal(PyObject_Vectorcall(opts_.log_error.get(), args, 2, nullptr));
+    if (!r) PyErr_Clear();
+}
+
+// Lower-cased header name as bytes, cached for the first 256 names seen.
+PyObject* Handler::header_name(std::string_view name) {
+    char buf[256];
+    if (name.size() > sizeof buf) {
+        std::string s(name);
+        for (char& ch : s)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+        return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    }
+    std::size_t h = 1469598103934665603ull;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        char ch = name[i];
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+        buf[i] = ch;
+        h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    }
+    std::string_view lower(buf, name.size());
+    std::size_t mask = names_.size() - 1;
+    std::size_t i = h & mask;
+    for (; names_[i].bytes; i = (i + 1) & mask) {
+        if (names_[i].name == lower) {
+            Py_INCREF(names_[i].bytes);
+            return names_[i].bytes;
+        }
+    }
+    PyObject* b = PyBytes_FromStringAndSize(buf, static_cast<Py_ssize_t>(name.size()));
+    if (b && nnames_ < names_.size() / 2) {
+        names_[i].name.assign(lower);
+        names_[i].bytes = b;  // the cache keeps this reference for the life of the process
+        Py_INCREF(b);
+        ++nnames_;
+    }
+    return b;
+}
+
+PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Request& req) {
+    py::Ref scope = py::Ref::steal(PyDict_Copy(opts_.base_scope.get()));
+    if (!scope) return nullptr;
+    PyObject* s = scope.get();
+    if (!cd.client) {
+        cd.client = py::Ref::steal(peer_tuple(c.peer()));
+        if (!cd.client) return nullptr;
+    }
+    if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
+        PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !set_steal(s, K.method, method_str(req)) ||
+        !set_steal(s, K.path, decode_path(req.path, scratch_)) ||
+        !set_steal(s, K.raw_path,
+                   PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
+        !set_steal(s, K.query_string,
+                   PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
+        return nullptr;
+    py::Ref headers = py::Ref::steal(PyList_New(req.num_headers));
+    if (!headers) return nullptr;
+    for (std::uint32_t i = 0; i < req.num_headers; ++i) {
+        const http::Header& h = req.headers[i];
+        PyObject* name = header_name(h.name);
+        if (!name) return nullptr;
+        PyObject* value = PyBytes_FromStringAndSize(h.value.data(), static_cast<Py_ssize_t>(h.value.size()));
+        if (!value) {
+            Py_DECREF(name);
+            return nullptr;
+        }
+        PyObject* pair = PyTuple_New(2);
+        if (!pair) {
+            Py_DECREF(name);
+            Py_DECREF(value);
+            return nullptr;
+        }
+        PyTuple_SET_ITEM(pair, 0, name);
+        PyTuple_SET_ITEM(pair, 1, value);
+        PyList_SET_ITEM(headers.get(), i, pair);
+    }
+    if (PyDict_SetItem(s, K.headers, headers.get()) < 0) return nullptr;
+    if (opts_.state && !set_steal(s, K.state, PyDict_Copy(opts_.state.get()))) return nullptr;
+    return scope.release();
+}
+
+void Handler::on_request(net::Connection& c, const http::Request& req) {
+    if (!c.user) {
+        ConnData* d;
+        if (!free_data_.empty()) {
+            d = free_data_.back();
+            free_data_.pop_back();
+        } else {
+            d = new ConnData();
+        }
+        c.user = d;
+    }
+    ConnData& cd = *static_cast<ConnData*>(c.user);
+    Exchange* ex = PyObject_New(Exchange, ExchangeType);
+    if (!ex) {
+        PyErr_Clear();
+        c.queue_canned(http::canned_response(500));
+        c.finish_response();
+        return;
+    }
+    ex->handler = this;
+    ex->conn = &c;
+    ex->w = new net::ResponseWriter();
+    ex->pending_receive = ex->pending_send = ex->start_headers = nullptr;
+    ex->http10 = req.version_minor == 0;
+    ex->head = req.method_id == http::Method::Head;
+    ex->te_trailers = req.te_trailers;
+    ex->request_done = ex->disconnected = ex->started = ex->body_done = false;
+    ex->want_trailers = ex->complete = ex->app_done = false;
+    ex->status = 0;
+    ex->w->start(c, ex->http10, ex->head, ex->te_trailers);
+    cd.exchange = py::Ref::steal(reinterpret_cast<PyObject*>(ex));
+    py::Ref hold = py::Ref::borrow(reinterpret_cast<PyObject*>(ex));  // the exchange may leave cd below
+
+    py::Ref scope = py::Ref::steal(build_scope(c, cd, req));
+    py::Ref receive = scope ? py::Ref::steal(PyCFunction_New(&receive_def, hold.get())) : py::Ref();
+    py::Ref send = receive ? py::Ref::steal(PyCFunction_New(&send_def, hold.get())) : py::Ref();
+    if (!send) {
+        app_finished(ex, true);
+        return;
+    }
+    PyObject* args[3] = {scope.get(), receive.get(), send.get()};
+    py::Ref coro = py::Ref::steal(PyObject_Vectorcall(opts_.app.get(), args, 3, nullptr));
+    scope.reset();
+    receive.reset();
+    send.reset();
+    if (!coro) {
+        app_finished(ex, true);
+        return;
+    }
+    if (!PyCoro_CheckExact(coro.get())) {
+        // Any awaitable will do: drive its iterator.
+        PyTypeObject* tp = Py_TYPE(coro.get());
+        if (!tp->tp_as_async || !tp->tp_as_async->am_await) {
+            PyErr_Format(PyExc_TypeError, "the ASGI application returned %.100s, not an awaitable", tp->tp_name);
+            app_finished(ex, true);
+            return;
+        }
+        coro = py::Ref::steal(tp->tp_as_async->am_await(coro.get()));
+        if (!coro) {
+            app_finished(ex, true);
+            return;
+        }
+    }
+    // Drive the coroutine directly: an app that never waits finishes here, with no Task.
+    PyObject* yielded = nullptr;
+    PySendResult r = PyIter_Send(coro.get(), Py_None, &yielded);
+    if (r == PYGEN_RETURN) {
+        Py_XDECREF(yielded);
+        app_finished(ex, false);
+        return;
+    }
+    if (r == PYGEN_ERROR) {
+        app_finished(ex, true);
+        return;
+    }
+    py::Ref y = py::Ref::steal(yielded);
+    PyObject* sargs[3] = {coro.get(), y.get(), hold.get()};
+    py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 3, nullptr));
+    if (!t) app_finished(ex, true);
+}
+
+void Handler::task_done(Exchange* ex, PyObject* task) {
+    py::Ref cancelled = py::Ref::steal(PyObject_CallMethod(task, "cancelled", nullptr));
+    if (cancelled && PyObject_IsTrue(cancelled.get())) {
+        app_finished(ex, false);
+        return;
+    }
+    py::Ref exc = py::Ref::steal(PyObject_CallMethod(task, "exception", nullptr));
+    if (!exc) {
+        app_finished(ex, true);
+        return;
+    }
+    if (exc.get() != Py_None) {
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
+        app_finished(ex, true);
+        return;
+    }
+    app_finished(ex, false);
+    wake();
+}
+
+// The application's coroutine ended (failed: the Python error set now is why).
+void Handler::app_finished(Exchange* ex, bool failed) {
+    ex->app_done = true;
+    if (failed) {
+        if (wsgi::ClientDisconnected && PyErr_ExceptionMatches(wsgi::ClientDisconnected))
+            PyErr_Clear();
+        else
+            log_current(ex->w && ex->w->headers_sent() ? "Exception in ASGI application after the response started"
+                                                       : "Exception in ASGI application");
+    } else if (ex->conn && !ex->started) {
+        PyErr_SetString(PyExc_RuntimeError, "the ASGI application returned without starting a response");
+        log_current("ASGI application error");
+        failed = true;
+    }
+    net::Connection* c = ex->conn;
+    if (!c) return;
+    if (!ex->w->headers_sent()) {
+        // Nothing of this response is queued: answer 500 and close.
+        c->queue_canned(http::canned_response(500));
+        detach(ex, false);
+        c->finish_response();
+    } else {
+        // Headers are out but the response is unfinished: closing is the only honest signal.
+        detach(ex, false);
+        c->abort();
+    }
+    wake();
+}
+
+// The exchange lets go of its connection (the response ended or the client left).
+void Handler::detach(Exchange* ex, bool disconnected) {
+    ex->conn = nullptr;
+    if (disconnected) ex->disconnected = true;
+    else ex->complete = true;
+    if (ex->pending_receive) {
+        PyObject* fut = ex->pending_receive;
+        ex->pending_receive = nullptr;
+        py::Ref msg = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
+        py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", msg.get()));
+        if (!r) PyErr_Clear();
+        Py_DECREF(fut);
+    }
+    if (ex->pending_send) {
+        PyObject* fut = ex->pending_send;
+        ex->pending_send = nullptr;
+        py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", Py_None));
+        if (!r) PyErr_Clear();
+        Py_DECREF(fut);
+    }
+    Py_CLEAR(ex->start_headers);
+}
+
+// The response is complete: end it and hand the connection to the next request.
+void Handler::complete(Exchange* ex) {
+    net::ResponseWriter* w = ex->w;
+    detach(ex, false);
+    w->finish();  // may start the next pipelined request on the connection
+}
+
+// ------------------------------------------------------------------ receive
+
+PyObject* Handler::take_body(Exchange* ex) {
+    net::Connection& c = *ex->conn;
+    if (!ex->started) c.continue_async();
+    std::string buf;
+    for (;;) {
+        std::string_view v = c.body_peek(false);
+        if (v.empty()) break;
+        std::size_t room = static_cast<std::size_t>(kMaxReceive) - buf.size();
+        if (v.size() > room) v = v.substr(0, room);
+        buf.append(v.data(), v.size());
+        c.body_consume(v.size());
+        if (buf.size() >= static_cast<std::size_t>(kMaxReceive)) break;
+    }
+    if (c.body_failed()) return nullptr;
+    if (buf.empty() && !c.body_done()) return nullptr;  // nothing yet: wait
+    c.resume_reading();
+    py::Ref msg = py::Ref::steal(PyDict_New());
+    if (!msg) return nullptr;
+    py::Ref body = py::Ref::steal(PyBytes_FromStringAndSize(buf.data(), static_cast<Py_ssize_t>(buf.size())));
+    if (!body || PyDict_SetItem(msg.get(), K.type, K.http_request) < 0 ||
+        PyDict_SetItem(msg.get(), K.body, body.get()) < 0 ||
+        PyDict_SetItem(msg.get(), K.more_body, c.body_done() ? Py_False : Py_True) < 0)
+        return nullptr;
+    if (c.body_done()) ex->request_done = true;
+    return msg.release();
+}
+
+PyObject* Handler::receive(Exchange* ex) {
+    if (ex->pending_receive) return runtime_error("receive() called again before the previous one completed");
+    if (!ex->conn || ex->disconnected || ex->complete) {
+        py::Ref msg = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
+        return msg ? ready(msg.get()) : nullptr;
+    }
+    net::Connection& c = *ex->conn;
+    if (!ex->request_done) {
+        if (c.body_done() && !ex->request_done) {
+            // No body, or all of it already taken: one last (empty) message.
+            PyObject* msg = take_body(ex);
+            if (msg) {
+                PyObject* r = ready(msg);
+                Py_DECREF(msg);
+                return r;
+            }
+        } else {
+            PyObject* msg = take_body(ex);
+            if (msg) {
+                PyObject* r = ready(msg);
+                Py_DECREF(msg);
+                wake();
+                return r;
+            }
+            if (PyErr_Occurred()) return nullptr;
+            if (c.body_failed()) {
+                // A malformed body: answer 400 if nothing was sent yet, and tell the app the client left.
+                if (!ex->w->headers_sent()) c.queue_canned(http::error_response(c.body_error()));
+                net::Connection* conn = ex->conn;
+                detach(ex, true);
+                conn->abort();
+                py::Ref msg2 = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
+                wake();
+                return msg2 ? ready(msg2.get()) : nullptr;
+            }
+        }
+    }
+    // Wait: for body bytes, or (the request fully read) for the client to leave.
+    PyObject* fut = PyObject_CallNoArgs(opts_.create_future.get());
+    if (!fut) return nullptr;
+    ex->pending_receive = fut;
+    Py_INCREF(fut);
+    wake();
+    return fut;
+}
+
+void Handler::fulfil_receive(Exchange* ex) {
+    if (!ex->pending_receive || !ex->conn || ex->request_done) return;
+    PyObject* msg = take_body(ex);
+    if (!msg) {
+        if (PyErr_Occurred()) PyErr_Clear();
+        return;
+    }
+    PyObject* fut = ex->pending_receive;
+    ex->pending_receive = nullptr;
+    py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", msg));
+    if (!r) PyErr_Clear();
+    Py_DECREF(fut);
+    Py_DECREF(msg);
+}
+
+void Handler::on_input(net::Connection& c) {
+    auto* cd = static_cast<ConnData*>(c.user);
+    if (!cd || !cd->exchange) return;
+    fulfil_receive(reinterpret_cast<Exchange*>(cd->exchange.get()));
+}
+
+// ------------------------------------------------------------------ send
+
+bool Handler::send_start_now(Exchange* ex, std::int64_t length_hint) {
+    net::ResponseWriter& w = *ex->w;
+    if (!w.begin(ex->status)) {
+        PyErr_Format(PyExc_ValueError, "invalid status %d in http.response.start", ex->status);
+        return false;
+    }
+    if (ex->start_headers) {
+        py::Ref it = py::Ref::steal(PyObject_GetIter(ex->start_headers));
+        if (!it) {
+            w.cancel_headers();
+            return false;
+        }
+        while (PyObject* item = PyIter_Next(it.get())) {
+            py::Ref hold = py::Ref::steal(item);
+            py::Ref pair = py::Ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
+            std::string_view name, value;
+            if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2 ||
+                !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), name) ||
+                !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), value)) {
+                w.cancel_headers();
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
+                return false;
+            }
+            if (!w.header(name, value)) {
+                w.cancel_headers();
+                PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
+                return false;
+            }
+        }
+        if (PyErr_Occurred()) {
+            w.cancel_headers();
+            return false;
+        }
+    }
+    Py_CLEAR(ex->start_headers);
+    return w.end_headers(length_hint);
+}
+
+PyObject* Handler::send(Exchange* ex, PyObject* message) {
+    if (!PyDict_Check(message)) return runtime_error("an ASGI message must be a dict");
+    PyObject* type = PyDict_GetItemWithError(message, K.type);  // borrowed
+    if (!type) return PyErr_Occurred() ? nullptr : runtime_error("an ASGI message needs a 'type'");
+    if (ex->disconnected || (!ex->conn && !ex->complete)) {
+        PyErr_SetString(wsgi::ClientDisconnected, "the client disconnected");
+        return nullptr;
+    }
+    if (ex->complete) {
+        PyErr_Format(PyExc_RuntimeError, "'%U' sent after the response was complete", type);
+        return nullptr;
+    }
+    net::Connection& c = *ex->conn;
+    if (!ex->started) {
+        if (PyUnicode_Compare(type, K.response_start) != 0) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.start', got '%U'", type);
+            return nullptr;
+        }
+        PyObject* status = PyDict_GetItemWithError(message, K.status);
+        if (!status || !PyLong_Check(status)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.start needs an int 'status'");
+            return nullptr;
+        }
+        long code = PyLong_AsLong(status);
+        if (code < 100 || code > 999) {
+            PyErr_Format(PyExc_ValueError, "invalid status %ld", code);
+            return nullptr;
+        }
+        ex->status = static_cast<int>(code);
+        PyObject* headers = PyDict_GetItemWithError(message, K.headers);
+        if (!headers && PyErr_Occurred()) return nullptr;
+        Py_XINCREF(headers);
+        ex->start_headers = headers;
+        PyObject* trailers = PyDict_GetItemWithError(message, K.trailers);
+        ex->want_trailers = trailers && PyObject_IsTrue(trailers) == 1;
+        ex->started = true;
+        return ready(Py_None);
+    }
+    if (!ex->body_done) {
+        if (PyUnicode_Compare(type, K.response_body) == 0) {
+            PyObject* body = PyDict_GetItemWithError(message, K.body);
+            if (!body && PyErr_Occurred()) return nullptr;
+            std::string_view data;
+            if (body && !bytes_view(body, data)) {
+                PyErr_SetString(PyExc_TypeError, "http.response.body 'body' must be bytes");
+                return nullptr;
+            }
+            PyObject* more = PyDict_GetItemWithError(message, K.more_body);
+            if (!more && PyErr_Occurred()) return nullptr;
+            bool more_body = more && PyObject_IsTrue(more) == 1;
+            if (!ex->w->headers_sent() &&
+                !send_start_now(ex, more_body ? -1 : static_cast<std::int64_t>(data.size())))
+                return nullptr;
+            void* owner = nullptr;
+            if (body && PyBytes_Check(body) && data.size() >= net::ResponseWriter::kCopyBelow) {
+                Py_INCREF(body);
+                owner = body;
+            }
+            ex->w->body(data.data(), data.size(), owner);
+            if (!more_body) {
+                ex->body_done = true;
+                if (!ex->want_trailers) {
+                    complete(ex);
+                    wake();
+                    return ready(Py_None);
+                }
+            }
+        } else if (PyUnicode_Compare(type, K.response_pathsend) == 0) {
+            PyObject* path = PyDict_GetItemWithError(message, K.path);
+            if (!path || !PyUnicode_Check(path)) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a str 'path'");
+                return nullptr;
+            }
+            const char* p = PyUnicode_AsUTF8(path);
+            if (!p) return nullptr;
+            int fd = ::open(p, O_RDONLY | O_CLOEXEC);
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                if (fd >= 0) ::close(fd);
+                PyErr_Format(PyExc_FileNotFoundError, "cannot send %U", path);
+                return nullptr;
+            }
+            if (!ex->w->headers_sent() && !send_start_now(ex, st.st_size)) {
+                ::close(fd);
+                return nullptr;
+            }
+            // The owner is the fd itself (tagged): closed when sent.
+            ex->w->file(fd, 0, static_cast<std::uint64_t>(st.st_size),
+                        reinterpret_cast<void*>((static_cast<std::uintptr_t>(fd) << 1) | 1));
+            ex->body_done = true;
+            complete(ex);
+            wake();
+            return ready(Py_None);
+        } else {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.body', got '%U'", type);
+            return nullptr;
+        }
+    } else {
+        if (PyUnicode_Compare(type, K.response_trailers) != 0) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.trailers', got '%U'", type);
+            return nullptr;
+        }
+        PyObject* headers = PyDict_GetItemWithError(message, K.headers);
+        if (headers) {
+            py::Ref seq = py::Ref::steal(PySequence_Fast(headers, "trailers must be a list of pairs"));
+            if (!seq) return nullptr;
+            for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+                py::Ref pair = py::Ref::steal(PySequence_Fast(PySequence_Fast_GET_ITEM(seq.get(), i), "pair"));
+                std::string_view name, value;
+                if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2 ||
+                    !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), name) ||
+                    !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), value) || !ex->w->trailer(name, value)) {
+                    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "invalid trailer");
+                    return nullptr;
+                }
+            }
+        } else if (PyErr_Occurred()) {
+            return nullptr;
+        }
+        PyObject* more = PyDict_GetItemWithError(message, K.more_trailers);
+        if (!(more && PyObject_IsTrue(more) == 1)) {
+            complete(ex);
+            wake();
+            return ready(Py_None);
+        }
+    }
+    c.flush();
+    if (ex->conn && c.over_high_water()) {
+        // Backpressure: the send completes when the client has taken enough.
+        PyObject* fut = PyObject_CallNoArgs(opts_.create_future.get());
+        if (!fut) return nullptr;
+        ex->pending_send = fut;
+        Py_INCREF(fut);
+        c.wait_for_drain();
+        wake();
+        return fut;
+    }
+    wake();
+    return ready(Py_None);
+}
+
+void Handler::on_drain(net::Connection& c) {
+    auto* cd = static_cast<ConnData*>(c.user);
+    if (!cd || !cd->exchange) return;
+    auto* ex = reinterpret_cast<Exchange*>(cd->exchange.get());
+    if (!ex->pending_send) return;
+    PyObject* fut = ex->pending_send;
+    ex->pending_send = nullptr;
+    py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", Py_None));
+    if (!r) PyErr_Clear();
+    Py_DECREF(fut);
+}
+
+void Handler::on_close(net::Connection& c) {
+    auto* cd = static_cast<ConnData*>(c.user);
+    if (!cd) return;
+    if (cd->exchange) {
+        auto* ex = reinterpret_cast<Exchange*>(cd->exchange.get());
+        if (ex->conn == &c) detach(ex, true);
+    }
+    cd->exchange.reset();
+    cd->client.reset();
+    c.user = nullptr;
+    if (free_data_.size() < 4096) free_data_.push_back(cd);
+    else delete cd;
+}
+
+void Handler::release(void* owner) {
+    auto bits = reinterpret_cast<std::uintptr_t>(owner);
+    if (bits & 1) {  // a file descriptor opened for pathsend
+        ::close(static_cast<int>(bits >> 1));
+        return;
+    }
+    Py_DECREF(reinterpret_cast<PyObject*>(owner));
+}
+
+bool init_types(PyObject*) { return init_keys() && init_exchange_types(); }
+
+}  // namespace luath::asgi

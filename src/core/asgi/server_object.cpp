@@ -1,0 +1,194 @@
+// luath._core.AsgiServer: one worker's libuv loop driven by an outer asyncio loop.
+//   srv = AsgiServer(app, fds, config, base_scope, spawn, create_future, wake, log_error)
+//   loop.add_reader(srv.backend_fd(), tick); tick(): t = srv.run(); schedule tick in t ms (t >= 0)
+//   srv.stop() for a graceful stop; srv.done once drained; srv.close() frees the loop.
+#include <memory>
+
+#include "asgi/handler.hpp"
+#include "py/ref.hpp"
+
+namespace luath::py {
+bool read_engine_config(PyObject* cfg, net::Config& c);
+}
+
+namespace luath::asgi {
+
+namespace {
+
+struct ServerObject {
+    PyObject_HEAD
+    uv_loop_t* loop;
+    Handler* handler;
+    net::Server* server;
+};
+
+void destroy(ServerObject* o) {
+    if (!o->loop) return;
+    // Close what is still open, let the close callbacks run, then free the loop.
+    if (!o->server->done()) o->server->stop();
+    for (int i = 0; i < 100 && !o->server->done(); ++i) uv_run(o->loop, UV_RUN_NOWAIT);
+    uv_run(o->loop, UV_RUN_NOWAIT);
+    delete o->server;
+    delete o->handler;
+    uv_walk(o->loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+    uv_run(o->loop, UV_RUN_DEFAULT);
+    uv_loop_close(o->loop);
+    delete o->loop;
+    o->loop = nullptr;
+    o->server = nullptr;
+    o->handler = nullptr;
+}
+
+int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    static const char* kwlist[] = {"app", "fds", "config", "base_scope", "spawn", "create_future", "wake",
+                                   "log_error", nullptr};
+    PyObject *app, *fds, *cfg, *base, *spawn, *create_future, *wake, *log_error;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!OOOO:AsgiServer", const_cast<char**>(kwlist), &app,
+                                     &fds, &PyDict_Type, &cfg, &PyDict_Type, &base, &spawn, &create_future, &wake,
+                                     &log_error))
+        return -1;
+    if (o->loop) {
+        PyErr_SetString(PyExc_RuntimeError, "AsgiServer is already initialised");
+        return -1;
+    }
+    net::Config config;
+    if (!py::read_engine_config(cfg, config)) return -1;
+    if (config.limits.max_headers > http::kMaxHeadersCap) config.limits.max_headers = http::kMaxHeadersCap;
+    Options opts;
+    opts.app = py::Ref::borrow(app);
+    opts.base_scope = py::Ref::borrow(base);
+    opts.spawn = py::Ref::borrow(spawn);
+    opts.create_future = py::Ref::borrow(create_future);
+    opts.wake = py::Ref::borrow(wake);
+    opts.log_error = py::Ref::borrow(log_error == Py_None ? nullptr : log_error);
+    py::Ref seq = py::Ref::steal(PySequence_Fast(fds, "fds must be a sequence of file descriptors"));
+    if (!seq) return -1;
+
+    auto loop = std::make_unique<uv_loop_t>();
+    if (int r = uv_loop_init(loop.get()); r < 0) {
+        PyErr_Format(PyExc_OSError, "uv_loop_init: %s", uv_strerror(r));
+        return -1;
+    }
+    o->loop = loop.release();
+    o->handler = new Handler(std::move(opts));
+    o->server = new net::Server(o->loop, config, *o->handler);
+    o->handler->set_server(o->server);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+        long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq.get(), i));
+        if (fd == -1 && PyErr_Occurred()) return -1;
+        if (int r = o->server->add_listener(static_cast<int>(fd)); r < 0) {
+            PyErr_Format(PyExc_OSError, "cannot watch socket %ld: %s", fd, uv_strerror(r));
+            return -1;
+        }
+    }
+    o->server->start(false);  // asyncio owns the signals
+    return 0;
+}
+
+PyObject* need_loop() {
+    PyErr_SetString(PyExc_RuntimeError, "the server is closed");
+    return nullptr;
+}
+
+PyObject* server_backend_fd(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (!o->loop) return need_loop();
+    return PyLong_FromLong(o->server->backend_fd());
+}
+
+// Runs what is ready without waiting; returns milliseconds until libuv next needs to run (-1: only
+// when the backend fd becomes readable).
+PyObject* server_run(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (!o->loop) return need_loop();
+    o->server->run_pending();
+    if (PyErr_Occurred()) return nullptr;
+    return PyLong_FromLong(o->server->backend_timeout());
+}
+
+PyObject* server_stop(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (!o->loop) return need_loop();
+    o->server->stop();
+    Py_RETURN_NONE;
+}
+
+PyObject* server_close(PyObject* self, PyObject*) {
+    destroy(reinterpret_cast<ServerObject*>(self));
+    Py_RETURN_NONE;
+}
+
+PyObject* server_set_state(PyObject* self, PyObject* state) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (!o->loop) return need_loop();
+    if (state != Py_None && !PyDict_Check(state)) {
+        PyErr_SetString(PyExc_TypeError, "state must be a dict or None");
+        return nullptr;
+    }
+    o->handler->set_state(state == Py_None ? nullptr : state);
+    Py_RETURN_NONE;
+}
+
+PyObject* server_done(PyObject* self, void*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    return PyBool_FromLong(!o->loop || o->server->done());
+}
+
+PyObject* server_connections(PyObject* self, void*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    return PyLong_FromSize_t(o->loop ? o->server->connection_count() : 0);
+}
+
+void server_dealloc(PyObject* self) {
+    PyTypeObject* tp = Py_TYPE(self);
+    destroy(reinterpret_cast<ServerObject*>(self));
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+PyObject* server_new(PyTypeObject* type, PyObject*, PyObject*) {
+    PyObject* self = type->tp_alloc(type, 0);
+    if (self) {
+        auto* o = reinterpret_cast<ServerObject*>(self);
+        o->loop = nullptr;
+        o->handler = nullptr;
+        o->server = nullptr;
+    }
+    return self;
+}
+
+PyMethodDef server_methods[] = {
+    {"backend_fd", server_backend_fd, METH_NOARGS, "libuv's backend file descriptor (readable: call run())"},
+    {"run", server_run, METH_NOARGS, "run what is ready; returns ms until the next call is due, or -1"},
+    {"stop", server_stop, METH_NOARGS, "stop accepting; close idle connections; finish the others"},
+    {"close", server_close, METH_NOARGS, "free the loop (after done)"},
+    {"set_state", server_set_state, METH_O, "the lifespan state copied into each request's scope"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef server_getset[] = {
+    {"done", server_done, nullptr, "stopped and every connection closed", nullptr},
+    {"connections", server_connections, nullptr, "open connections", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot server_slots[] = {
+    {Py_tp_new, reinterpret_cast<void*>(server_new)},
+    {Py_tp_init, reinterpret_cast<void*>(server_init)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(server_dealloc)},
+    {Py_tp_methods, server_methods},
+    {Py_tp_getset, server_getset},
+    {Py_tp_doc, const_cast<char*>("An ASGI worker's HTTP server, driven by an asyncio loop")},
+    {0, nullptr},
+};
+PyType_Spec server_spec = {"luath._core.AsgiServer", sizeof(ServerObject), 0, Py_TPFLAGS_DEFAULT, server_slots};
+
+}  // namespace
+
+bool init_server_type(PyObject* module) {
+    PyObject* tp = PyType_FromSpec(&server_spec);
+    return tp && PyModule_AddObject(module, "AsgiServer", tp) == 0;
+}
+
+}  // namespace luath::asgi

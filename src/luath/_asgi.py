@@ -1,0 +1,279 @@
+"""The Python half of the ASGI layer: asyncio as the outer loop around luath's libuv loop, the
+continuation of application coroutines that wait, and lifespan.
+
+The C++ engine drives each request's coroutine directly; only when the coroutine first waits on
+something does it come here (spawn) to be finished by an asyncio Task. libuv's backend file descriptor
+is watched with loop.add_reader and libuv's next timer is mirrored with loop.call_at, so nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from . import _logging
+
+log = logging.getLogger("luath.error")
+
+
+class _Resume:
+    """Awaitable that finishes a coroutine which already ran up to its first wait (`yielded`)."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro, yielded):
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self):
+        coro, yielded = self.coro, self.yielded
+        self.coro = self.yielded = None
+        while True:
+            try:
+                yield yielded
+            except BaseException as exc:  # cancellation, or anything thrown in by the Task
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _continue(coro, yielded):
+    return await _Resume(coro, yielded)
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """asyncio's default loop, or uvloop ("auto" picks uvloop when it is installed)."""
+    if kind not in ("auto", "asyncio", "uvloop"):
+        raise ValueError(f"loop must be auto, asyncio or uvloop, not {kind!r}")
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ValueError("loop='uvloop' but uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+class Lifespan:
+    """Runs the app's lifespan protocol: startup before serving, shutdown after."""
+
+    def __init__(self, app, mode: str):
+        self.app = app
+        self.mode = mode
+        self.state: dict = {}
+        self.supported = mode != "off"
+        self._events: asyncio.Queue | None = None
+        self._startup = None
+        self._shutdown = None
+        self._task = None
+        self.error: str | None = None
+
+    async def startup(self) -> bool:
+        if not self.supported:
+            return True
+        loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        self._startup = loop.create_future()
+        self._shutdown = loop.create_future()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.state}
+        self._task = loop.create_task(self._run(scope))
+        await self._events.put({"type": "lifespan.startup"})
+        await asyncio.wait([self._startup, self._task], return_when=asyncio.FIRST_COMPLETED)
+        if self._startup.done():
+            ok, message = self._startup.result()
+            if not ok:
+                self.error = message or "lifespan startup failed"
+            return ok
+        # The app returned or raised before answering startup.
+        if self.mode == "on":
+            self.error = self.error or "the application did not complete lifespan startup"
+            return False
+        self.supported = False
+        return True
+
+    async def _run(self, scope):
+        try:
+            await self.app(scope, self._receive, self._send)
+        except BaseException as exc:  # noqa: BLE001 - reported according to the mode
+            if self.mode == "on" or (self._startup and self._startup.done()):
+                log.error("Exception in lifespan", exc_info=exc)
+                self.error = f"{type(exc).__name__}: {exc}"
+                if self._startup and not self._startup.done():
+                    self._startup.set_result((False, self.error))
+            else:
+                log.info("ASGI lifespan not supported by the application (%s); going on without it",
+                         type(exc).__name__)
+        finally:
+            for fut in (self._startup, self._shutdown):
+                if fut and not fut.done():
+                    fut.set_result((False, self.error))
+
+    async def _receive(self):
+        return await self._events.get()
+
+    async def _send(self, message):
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete":
+            self._startup.set_result((True, None))
+        elif kind == "lifespan.startup.failed":
+            self._startup.set_result((False, message.get("message", "")))
+        elif kind == "lifespan.shutdown.complete":
+            self._shutdown.set_result((True, None))
+        elif kind == "lifespan.shutdown.failed":
+            self._shutdown.set_result((False, message.get("message", "")))
+        else:
+            raise RuntimeError(f"unexpected lifespan message {kind!r}")
+
+    async def shutdown(self, timeout: float) -> None:
+        if not self.supported or self._task is None or self._task.done():
+            return
+        await self._events.put({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(asyncio.shield(self._shutdown), timeout)
+        except asyncio.TimeoutError:
+            log.warning("lifespan shutdown did not complete within %.0f s", timeout)
+        ok, message = self._shutdown.result() if self._shutdown.done() else (True, None)
+        if not ok and message:
+            log.error("lifespan shutdown failed: %s", message)
+
+
+class Worker:
+    """One worker: the asyncio loop, the C++ server on it, signals and graceful shutdown."""
+
+    def __init__(self, app, cfg, sock, lifespan: str = "auto", loop: str = "auto"):
+        self.app = app
+        self.cfg = cfg
+        self.sock = sock
+        self.lifespan_mode = lifespan
+        self.loop_kind = loop
+        self.server = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer = None
+        self._wake_pending = False
+        self._tasks: set = set()
+        self._stop = None
+
+    # -- the bridge between the loops
+    def _tick(self) -> None:
+        self._wake_pending = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        server = self.server
+        if server is None:
+            return
+        timeout = server.run()
+        if timeout == 0:
+            self._wake()
+        elif timeout > 0:
+            self._timer = self.loop.call_later(timeout / 1000.0, self._tick)
+        if server.done and self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.loop.call_soon(self._tick)
+
+    def _spawn(self, coro, yielded, exchange):
+        task = self.loop.create_task(_continue(coro, yielded))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(exchange.task_done)
+        return task
+
+    def _signal(self) -> None:
+        log.info("shutting down")
+        if self.server is not None:
+            self.server.stop()
+            self._wake()
+
+    async def main(self) -> int:
+        from . import _core
+
+        self.loop = asyncio.get_running_loop()
+        lifespan = Lifespan(self.app, self.lifespan_mode)
+        if not await lifespan.startup():
+            log.error("application startup failed: %s", lifespan.error)
+            return 3
+        host, port = self.sock.getsockname()[:2]
+        base_scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "scheme": "http",
+            "root_path": self.cfg.root_path,
+            "server": (str(host), int(port)),
+            "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
+        }
+        self.server = _core.AsgiServer(
+            self.app,
+            [self.sock.fileno()],
+            self.cfg.engine_options(),
+            base_scope,
+            self._spawn,
+            self.loop.create_future,
+            self._wake,
+            _logging.log_app_error,
+        )
+        if lifespan.supported and lifespan.state:
+            self.server.set_state(lifespan.state)
+        elif lifespan.supported:
+            self.server.set_state(lifespan.state)
+        self._stop = self.loop.create_future()
+        fd = self.server.backend_fd()
+        self.loop.add_reader(fd, self._tick)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(sig, self._signal)
+        self._tick()
+        try:
+            await self._stop
+        finally:
+            self.loop.remove_reader(fd)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.loop.remove_signal_handler(sig)
+            if self._timer is not None:
+                self._timer.cancel()
+        # Requests whose coroutines still run after their connection closed (background work) get the
+        # rest of the graceful period.
+        if self._tasks:
+            done, pending = await asyncio.wait(set(self._tasks), timeout=self.cfg.timeout_graceful_shutdown)
+            for t in pending:
+                t.cancel()
+        await lifespan.shutdown(self.cfg.timeout_graceful_shutdown)
+        self.server.close()
+        self.server = None
+        return 0
+
+    def run(self) -> int:
+        loop = new_event_loop(self.loop_kind)
+        try:
+            asyncio.set_event_loop(loop)
+            return loop.run_until_complete(self.main())
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+
+def asgi_worker(app, cfg, lifespan: str, loop: str):
+    """work(sock, multiprocess) for the supervisor."""
+
+    def work(sock, multiprocess: bool):
+        code = Worker(app, cfg, sock, lifespan=lifespan, loop=loop).run()
+        if code:
+            sys.stderr.flush()
+            raise SystemExit(code)
+
+    return work
