@@ -1,9 +1,10 @@
 """The Python half of the ASGI layer: asyncio as the outer loop around luath's libuv loop, the
 continuation of application coroutines that wait, and lifespan.
 
-The C++ engine drives each request's coroutine directly; only when the coroutine first waits on
-something does it come here (spawn) to be finished by an asyncio Task. libuv's backend file descriptor
-is watched with loop.add_reader and libuv's next timer is mirrored with loop.call_at, so nothing polls.
+Each request's coroutine runs in its own asyncio Task (sniffio, anyio and asyncio.current_task() need
+one), started eagerly on Python 3.12+ so that an app that never waits has answered before the engine's
+callback returns. libuv's backend file descriptor is watched with loop.add_reader and libuv's next
+timer is mirrored with loop.call_later, so nothing polls.
 """
 
 from __future__ import annotations
@@ -18,35 +19,8 @@ from . import _logging
 log = logging.getLogger("luath.error")
 
 
-class _Resume:
-    """Awaitable that finishes a coroutine which already ran up to its first wait (`yielded`)."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro, yielded):
-        self.coro = coro
-        self.yielded = yielded
-
-    def __await__(self):
-        coro, yielded = self.coro, self.yielded
-        self.coro = self.yielded = None
-        while True:
-            try:
-                yield yielded
-            except BaseException as exc:  # cancellation, or anything thrown in by the Task
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                yielded = coro.send(None)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _continue(coro, yielded):
-    return await _Resume(coro, yielded)
+# asyncio.Task(..., eager_start=True) (3.12+) runs the coroutine's first step at once, inside its Task.
+EAGER_TASKS = sys.version_info >= (3, 12)
 
 
 def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
@@ -113,6 +87,9 @@ class Lifespan:
             else:
                 log.info("ASGI lifespan not supported by the application (%s); going on without it",
                          type(exc).__name__)
+                self.supported = False
+                if self._startup and not self._startup.done():
+                    self._startup.set_result((True, None))
         finally:
             for fut in (self._startup, self._shutdown):
                 if fut and not fut.done():
@@ -185,8 +162,14 @@ class Worker:
             self._wake_pending = True
             self.loop.call_soon(self._tick)
 
-    def _spawn(self, coro, yielded, exchange):
-        task = self.loop.create_task(_continue(coro, yielded))
+    def _spawn(self, coro, exchange):
+        if EAGER_TASKS:
+            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
+            if task.done():  # answered without waiting: no loop round trip
+                exchange.task_done(task)
+                return task
+        else:
+            task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(exchange.task_done)

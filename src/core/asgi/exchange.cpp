@@ -85,7 +85,6 @@ void ex_dealloc(PyObject* self) {
     delete ex->w;
     Py_CLEAR(ex->pending_receive);
     Py_CLEAR(ex->pending_send);
-    Py_CLEAR(ex->start_headers);
     PyObject_Free(self);
     Py_DECREF(tp);
 }

@@ -286,7 +286,7 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     ex->handler = this;
     ex->conn = &c;
     ex->w = new net::ResponseWriter();
-    ex->pending_receive = ex->pending_send = ex->start_headers = nullptr;
+    ex->pending_receive = ex->pending_send = nullptr;
     ex->http10 = req.version_minor == 0;
     ex->head = req.method_id == http::Method::Head;
     ex->te_trailers = req.te_trailers;
@@ -327,21 +327,11 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
             return;
         }
     }
-    // Drive the coroutine directly: an app that never waits finishes here, with no Task.
-    PyObject* yielded = nullptr;
-    PySendResult r = PyIter_Send(coro.get(), Py_None, &yielded);
-    if (r == PYGEN_RETURN) {
-        Py_XDECREF(yielded);
-        app_finished(ex, false);
-        return;
-    }
-    if (r == PYGEN_ERROR) {
-        app_finished(ex, true);
-        return;
-    }
-    py::Ref y = py::Ref::steal(yielded);
-    PyObject* sargs[3] = {coro.get(), y.get(), hold.get()};
-    py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 3, nullptr));
+    // Start it as an asyncio Task, eagerly where asyncio can (3.12+): the app runs now, inside its own
+    // Task (so sniffio, anyio and asyncio.current_task() work), and an app that never waits has
+    // finished before this returns, with no trip through the event loop.
+    PyObject* sargs[2] = {coro.get(), hold.get()};
+    py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 2, nullptr));
     if (!t) app_finished(ex, true);
 }
 
@@ -382,7 +372,8 @@ void Handler::app_finished(Exchange* ex, bool failed) {
     net::Connection* c = ex->conn;
     if (!c) return;
     if (!ex->w->headers_sent()) {
-        // Nothing of this response is queued: answer 500 and close.
+        // Nothing of this response is sent: drop staged headers, answer 500 and close.
+        ex->w->cancel_headers();
         c->queue_canned(http::canned_response(500));
         detach(ex, false);
         c->finish_response();
@@ -414,7 +405,6 @@ void Handler::detach(Exchange* ex, bool disconnected) {
         if (!r) PyErr_Clear();
         Py_DECREF(fut);
     }
-    Py_CLEAR(ex->start_headers);
 }
 
 // The response is complete: end it and hand the connection to the next request.
@@ -493,6 +483,7 @@ PyObject* Handler::receive(Exchange* ex) {
     // Wait: for body bytes, or (the request fully read) for the client to leave.
     PyObject* fut = PyObject_CallNoArgs(opts_.create_future.get());
     if (!fut) return nullptr;
+    if (!ex->request_done) c.arm_body_timeout();
     ex->pending_receive = fut;
     Py_INCREF(fut);
     wake();
@@ -506,6 +497,7 @@ void Handler::fulfil_receive(Exchange* ex) {
         if (PyErr_Occurred()) PyErr_Clear();
         return;
     }
+    ex->conn->cancel_body_timeout();
     PyObject* fut = ex->pending_receive;
     ex->pending_receive = nullptr;
     py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", msg));
@@ -522,42 +514,43 @@ void Handler::on_input(net::Connection& c) {
 
 // ------------------------------------------------------------------ send
 
-bool Handler::send_start_now(Exchange* ex, std::int64_t length_hint) {
+// Validates the start message's status and headers and stages them; the framing headers and the
+// blank line follow with the first body (end_headers), so that a single body gets a Content-Length.
+bool Handler::stage_start(Exchange* ex, PyObject* headers) {
     net::ResponseWriter& w = *ex->w;
     if (!w.begin(ex->status)) {
         PyErr_Format(PyExc_ValueError, "invalid status %d in http.response.start", ex->status);
         return false;
     }
-    if (ex->start_headers) {
-        py::Ref it = py::Ref::steal(PyObject_GetIter(ex->start_headers));
-        if (!it) {
+    if (!headers) return true;
+    py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
+    if (!it) {
+        w.cancel_headers();
+        return false;
+    }
+    while (PyObject* item = PyIter_Next(it.get())) {
+        py::Ref hold = py::Ref::steal(item);
+        std::string_view name, value;
+        bool ok = false;
+        if ((PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2)
+            ok = bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
+                 bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
+        if (!ok) {
             w.cancel_headers();
+            PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
             return false;
         }
-        while (PyObject* item = PyIter_Next(it.get())) {
-            py::Ref hold = py::Ref::steal(item);
-            py::Ref pair = py::Ref::steal(PySequence_Fast(item, "each header must be a [name, value] pair"));
-            std::string_view name, value;
-            if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2 ||
-                !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), name) ||
-                !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), value)) {
-                w.cancel_headers();
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
-                return false;
-            }
-            if (!w.header(name, value)) {
-                w.cancel_headers();
-                PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
-                return false;
-            }
-        }
-        if (PyErr_Occurred()) {
+        if (!w.header(name, value)) {
             w.cancel_headers();
+            PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
             return false;
         }
     }
-    Py_CLEAR(ex->start_headers);
-    return w.end_headers(length_hint);
+    if (PyErr_Occurred()) {
+        w.cancel_headers();
+        return false;
+    }
+    return true;
 }
 
 PyObject* Handler::send(Exchange* ex, PyObject* message) {
@@ -591,8 +584,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         ex->status = static_cast<int>(code);
         PyObject* headers = PyDict_GetItemWithError(message, K.headers);
         if (!headers && PyErr_Occurred()) return nullptr;
-        Py_XINCREF(headers);
-        ex->start_headers = headers;
+        if (!stage_start(ex, headers)) return nullptr;
         PyObject* trailers = PyDict_GetItemWithError(message, K.trailers);
         ex->want_trailers = trailers && PyObject_IsTrue(trailers) == 1;
         ex->started = true;
@@ -610,9 +602,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
             PyObject* more = PyDict_GetItemWithError(message, K.more_body);
             if (!more && PyErr_Occurred()) return nullptr;
             bool more_body = more && PyObject_IsTrue(more) == 1;
-            if (!ex->w->headers_sent() &&
-                !send_start_now(ex, more_body ? -1 : static_cast<std::int64_t>(data.size())))
-                return nullptr;
+            if (!ex->w->headers_sent()) ex->w->end_headers(more_body ? -1 : static_cast<std::int64_t>(data.size()));
             void* owner = nullptr;
             if (body && PyBytes_Check(body) && data.size() >= net::ResponseWriter::kCopyBelow) {
                 Py_INCREF(body);
@@ -642,10 +632,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
                 PyErr_Format(PyExc_FileNotFoundError, "cannot send %U", path);
                 return nullptr;
             }
-            if (!ex->w->headers_sent() && !send_start_now(ex, st.st_size)) {
-                ::close(fd);
-                return nullptr;
-            }
+            if (!ex->w->headers_sent()) ex->w->end_headers(st.st_size);
             // The owner is the fd itself (tagged): closed when sent.
             ex->w->file(fd, 0, static_cast<std::uint64_t>(st.st_size),
                         reinterpret_cast<void*>((static_cast<std::uintptr_t>(fd) << 1) | 1));

@@ -1,5 +1,5 @@
-// The ASGI 3 side of a worker: HTTP scopes, receive/send, the app's coroutine driven directly until it
-// first waits (then handed to an asyncio Task), lifespan state. asyncio is the outer loop: the Python
+// The ASGI 3 side of a worker: HTTP scopes, receive/send, each request's coroutine started as an
+// eager asyncio Task (it runs at once; an app that never waits finishes without a loop round trip). asyncio is the outer loop: the Python
 // runner watches libuv's backend fd and calls Server::run_nowait(); the GIL is always held.
 #pragma once
 
@@ -36,7 +36,6 @@ struct Exchange {
     bool complete;               // the response is complete
     bool app_done;
     int status;
-    PyObject* start_headers;     // owned: headers of the start message until the first body
 };
 
 extern PyTypeObject* ExchangeType;
@@ -51,7 +50,7 @@ struct ConnData {
 struct Options {
     py::Ref app;
     py::Ref base_scope;          // the constant part of the scope, copied per request
-    py::Ref spawn;               // spawn(coro, yielded, exchange): finish the coroutine in a Task
+    py::Ref spawn;               // spawn(coro, exchange): run the coroutine as a Task, eagerly if possible
     py::Ref create_future;       // loop.create_future
     py::Ref wake;                // wake(): run libuv soon (Python changed a connection)
     py::Ref log_error;           // log_error(exc, message)
@@ -88,7 +87,7 @@ private:
     void complete(Exchange* ex);
     void detach(Exchange* ex, bool disconnected);
     void log_current(const char* message);
-    bool send_start_now(Exchange* ex, std::int64_t length_hint);
+    bool stage_start(Exchange* ex, PyObject* headers);
 
     Options opts_;
     net::Server* server_ = nullptr;

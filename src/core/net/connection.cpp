@@ -187,8 +187,18 @@ void Connection::read_during_app() {
         return;
     }
     rend_ += static_cast<std::uint32_t>(n);
+    if (timer.list == &server_.body_list()) arm_body_timeout();  // progress restarts the clock
     server_.handler().on_input(*this);
     update_poll();
+}
+
+void Connection::arm_body_timeout() {
+    server_.body_list().push(&timer, server_.now_ms() + server_.config().body_timeout_ms);
+    server_.arm_sweep();
+}
+
+void Connection::cancel_body_timeout() {
+    if (timer.list == &server_.body_list()) server_.body_list().remove(&timer);
 }
 
 void Connection::on_writable() {

@@ -61,6 +61,9 @@ public:
     // After the handler consumed buffered body bytes: read again if reading had paused on a full buffer.
     void resume_reading() { update_poll(); }
     bool peer_closed() const { return peer_closed_; }
+    // The app waits for body bytes that are not here (ASGI): close if none come within the body timeout.
+    void arm_body_timeout();
+    void cancel_body_timeout();
     void body_consume(std::size_t n);
     bool body_failed() const { return body_failed_; }
 

@@ -217,7 +217,7 @@ void Server::on_sweep(uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }
 
 void Server::sweep() {
     const std::uint64_t now = uv_now(loop_);
-    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_}) {
+    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_, &body_list_}) {
         while (list->head && list->head->deadline <= now) {
             TimerNode* n = list->head;
             list->remove(n);
@@ -225,7 +225,8 @@ void Server::sweep() {
             c->on_timeout(list);
         }
     }
-    if (ka_list_.empty() && head_list_.empty() && linger_list_.empty() && write_list_.empty()) {
+    if (ka_list_.empty() && head_list_.empty() && linger_list_.empty() && write_list_.empty() &&
+        body_list_.empty()) {
         uv_timer_stop(&sweep_timer_);
         sweep_armed_ = false;
     }

@@ -103,6 +103,7 @@ public:
     TimerList& head_list() { return head_list_; }
     TimerList& linger_list() { return linger_list_; }
     TimerList& write_list() { return write_list_; }
+    TimerList& body_list() { return body_list_; }
     void arm_sweep();
     void connection_closed(Connection* c);
 
@@ -129,7 +130,7 @@ private:
     std::vector<Listener*> listeners_;
     std::vector<Connection*> free_conns_;
     std::size_t nconns_ = 0;
-    TimerList ka_list_, head_list_, linger_list_, write_list_;
+    TimerList ka_list_, head_list_, linger_list_, write_list_, body_list_;
     uv_timer_t sweep_timer_;
     uv_timer_t grace_timer_;
     uv_prepare_t prepare_;
