@@ -59,7 +59,8 @@ bool read_config(PyObject* cfg, luath::net::Config& c) {
            get_ms(cfg, "timeout_graceful_shutdown", c.graceful_timeout_ms) &&
            get_uint(cfg, "write_buffer_high", c.write_high_water) &&
            get_uint(cfg, "write_buffer_low", c.write_low_water) &&
-           get_uint(cfg, "limit_concurrency", c.max_connections);
+           get_uint(cfg, "limit_concurrency", c.max_connections) &&
+           get_u64(cfg, "max_requests", c.max_requests);
 }
 
 }  // namespace
@@ -95,6 +96,7 @@ PyObject* serve_wsgi(PyObject*, PyObject* args, PyObject* kwargs) {
     opts.file_wrapper = Ref::borrow(file_wrapper == Py_None ? nullptr : file_wrapper);
     opts.log_error = Ref::borrow(log_error == Py_None ? nullptr : log_error);
     opts.base_environ = Ref::borrow(base);
+    if (PyObject* al = PyDict_GetItemString(cfg, "access_log"); al && al != Py_None) opts.access_log = Ref::borrow(al);
     if (PyObject* sn = PyDict_GetItemString(base, "SCRIPT_NAME"); sn && PyUnicode_Check(sn)) {
         Py_ssize_t n = 0;
         const char* s = PyUnicode_AsUTF8AndSize(sn, &n);

@@ -85,6 +85,7 @@ void ex_dealloc(PyObject* self) {
     delete ex->w;
     Py_CLEAR(ex->pending_receive);
     Py_CLEAR(ex->pending_send);
+    Py_CLEAR(ex->scope);
     PyObject_Free(self);
     Py_DECREF(tp);
 }

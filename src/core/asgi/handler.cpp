@@ -187,6 +187,16 @@ void Handler::log_current(const char* message) {
     if (!r) PyErr_Clear();
 }
 
+void Handler::log_access(Exchange* ex, int status) {
+    if (!ex->scope) return;
+    py::Ref scope = py::Ref::steal(ex->scope);
+    ex->scope = nullptr;
+    double seconds = static_cast<double>(uv_hrtime() - ex->started_ns) / 1e9;
+    py::Ref r = py::Ref::steal(PyObject_CallFunction(opts_.access_log.get(), "OiKd", scope.get(), status,
+                                                     static_cast<unsigned long long>(ex->w->body_sent()), seconds));
+    if (!r) log_current("Exception in the access log");
+}
+
 // Lower-cased header name as bytes, cached for the first 256 names seen.
 PyObject* Handler::header_name(std::string_view name) {
     char buf[256];
@@ -293,6 +303,8 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     ex->request_done = ex->disconnected = ex->started = ex->body_done = false;
     ex->want_trailers = ex->complete = ex->app_done = false;
     ex->status = 0;
+    ex->scope = nullptr;
+    ex->started_ns = 0;
     ex->w->start(c, ex->http10, ex->head, ex->te_trailers);
     cd.exchange = py::Ref::steal(reinterpret_cast<PyObject*>(ex));
     py::Ref hold = py::Ref::borrow(reinterpret_cast<PyObject*>(ex));  // the exchange may leave cd below
@@ -303,6 +315,10 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     if (!send) {
         app_finished(ex, true);
         return;
+    }
+    if (opts_.access_log) {
+        ex->scope = py::Ref::borrow(scope.get()).release();
+        ex->started_ns = uv_hrtime();
     }
     PyObject* args[3] = {scope.get(), receive.get(), send.get()};
     py::Ref coro = py::Ref::steal(PyObject_Vectorcall(opts_.app.get(), args, 3, nullptr));
@@ -375,6 +391,7 @@ void Handler::app_finished(Exchange* ex, bool failed) {
         // Nothing of this response is sent: drop staged headers, answer 500 and close.
         ex->w->cancel_headers();
         c->queue_canned(http::canned_response(500));
+        log_access(ex, 500);
         detach(ex, false);
         c->finish_response();
     } else {
@@ -410,6 +427,7 @@ void Handler::detach(Exchange* ex, bool disconnected) {
 // The response is complete: end it and hand the connection to the next request.
 void Handler::complete(Exchange* ex) {
     net::ResponseWriter* w = ex->w;
+    log_access(ex, w->status());
     detach(ex, false);
     w->finish();  // may start the next pipelined request on the connection
 }

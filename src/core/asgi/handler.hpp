@@ -36,6 +36,8 @@ struct Exchange {
     bool complete;               // the response is complete
     bool app_done;
     int status;
+    PyObject* scope;             // owned, only with an access log
+    std::uint64_t started_ns;
 };
 
 extern PyTypeObject* ExchangeType;
@@ -55,6 +57,7 @@ struct Options {
     py::Ref wake;                // wake(): run libuv soon (Python changed a connection)
     py::Ref log_error;           // log_error(exc, message)
     py::Ref state;               // lifespan state (a dict), copied shallowly into each scope; or null
+    py::Ref access_log;          // access_log(scope, status, length, seconds) after each response, or null
 };
 
 class Handler final : public net::Handler {
@@ -87,6 +90,7 @@ private:
     void complete(Exchange* ex);
     void detach(Exchange* ex, bool disconnected);
     void log_current(const char* message);
+    void log_access(Exchange* ex, int status);
     bool stage_start(Exchange* ex, PyObject* headers);
 
     Options opts_;

@@ -62,6 +62,8 @@ int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     opts.create_future = py::Ref::borrow(create_future);
     opts.wake = py::Ref::borrow(wake);
     opts.log_error = py::Ref::borrow(log_error == Py_None ? nullptr : log_error);
+    if (PyObject* al = PyDict_GetItemString(cfg, "access_log"); al && al != Py_None)
+        opts.access_log = py::Ref::borrow(al);
     py::Ref seq = py::Ref::steal(PySequence_Fast(fds, "fds must be a sequence of file descriptors"));
     if (!seq) return -1;
 

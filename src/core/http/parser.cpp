@@ -16,6 +16,7 @@
 #include <limits>
 
 #include "http/parser.hpp"
+#include "http/scan.hpp"
 
 namespace luath::http {
 namespace {
@@ -165,7 +166,7 @@ Error parse_request_line(const char* p, const char* end, Request& req) {
     const std::size_t mlen = static_cast<std::size_t>(p - m);
 
     const char* t = ++p;
-    while (p < end && (cls(*p) & kTarget)) ++p;
+    p = scan::target(p, end);
     if (p == end) return Error::BadRequestLine;  // no SP before the version
     if (*p != ' ') return *p == '\r' ? Error::BareLF : Error::BadTarget;
     if (p == t) return Error::BadRequestLine;  // empty target (two SP)
@@ -275,48 +276,6 @@ bad:
     return *p == '\r' ? Error::BareLF : Error::BadHeaderValue;
 }
 
-// True when the 8 bytes in x may hold a byte that is not a field-value byte (a CTL or DEL). HTAB also
-// triggers it (harmless: the caller then checks those bytes one by one). Exact for "no CTL, no DEL".
-inline bool swar_suspect(std::uint64_t x) {
-    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
-    const std::uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
-    const std::uint64_t y = x ^ (kOnes * 0x7f);
-    const std::uint64_t del = (y - kOnes) & ~y & kHighs;
-    return (below_space | del) != 0;
-}
-
-// Fast path for a field line starting at p whose end is not known yet: validates a clean line
-// (token ":" OWS value CRLF) in one scan. Returns the CR's position, or nullptr when the line is not
-// clean or not complete -- the caller then uses the reference path, which decides what is wrong.
-inline const char* fast_field_line(const char* p, const char* end, std::string_view& name,
-                                   std::string_view& value) {
-    const char* n = p;
-    while (p < end && (cls(*p) & kTchar)) ++p;
-    if (p == n || p == end || *p != ':') return nullptr;
-    name = std::string_view(n, static_cast<std::size_t>(p - n));
-    ++p;
-    while (p < end && is_ws(*p)) ++p;
-    const char* v = p;
-    for (;;) {
-        if (end - p >= 8) {
-            std::uint64_t x;
-            std::memcpy(&x, p, 8);
-            if (!swar_suspect(x)) {
-                p += 8;
-                continue;
-            }
-        }
-        const char* stop = end - p >= 8 ? p + 8 : end;
-        while (p < stop && (cls(*p) & kValue)) ++p;
-        if (p < stop || p == end) break;
-    }
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return nullptr;
-    const char* e = p;
-    while (e > v && is_ws(e[-1])) --e;
-    value = std::string_view(v, static_cast<std::size_t>(e - v));
-    return p;
-}
-
 // Message-level state gathered from the field lines.
 struct Semantics {
     std::uint32_t host_count = 0;
@@ -326,6 +285,7 @@ struct Semantics {
     bool cl_conflict = false;
     std::uint64_t cl = 0;
     std::uint32_t te_lines = 0;
+    bool te_empty_line = false;  // a Transfer-Encoding field line without any coding
     std::uint32_t te_elements = 0;
     std::uint32_t te_chunked = 0;
     bool te_last_chunked = false;
@@ -394,6 +354,7 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
         case 17:
             if (ieq(name, "transfer-encoding")) {
                 ++s.te_lines;
+                const std::uint32_t before = s.te_elements;
                 for_each_element(value, [&](std::string_view el) {
                     ++s.te_elements;
                     // Only exactly "chunked" counts: no parameters, no quotes, case-insensitive.
@@ -402,6 +363,9 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
                     if (chunked) ++s.te_chunked;
                     else s.te_other = true;
                 });
+                // "Transfer-Encoding:" (or only commas) next to a real one: a smuggling vector (proxies
+                // disagree whether it resets the codings). Reject it like a missing final chunked.
+                if (s.te_elements == before) s.te_empty_line = true;
             }
             break;
         default:
@@ -412,11 +376,13 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
 Error finish(Request& req, const Semantics& s, const Limits& limits) {
     if (s.host_count > 1) return Error::DuplicateHost;
     if (s.host_count == 0 && req.version_minor == 1) return Error::MissingHost;
+    // RFC 9112 3.2: 400 for a Host with an invalid value. Host = uri-host [ ":" port ]; empty is allowed.
+    if (!s.host.empty() && !valid_authority(s.host, false)) return Error::BadHeaderValue;
     req.host = s.host;
     if (s.te_lines) {
         if (req.version_minor == 0) return Error::TransferEncodingOnHttp10;
         if (s.cl_count) return Error::ContentLengthWithTransferEncoding;
-        if (s.te_elements == 0 || s.te_chunked != 1 || !s.te_last_chunked)
+        if (s.te_elements == 0 || s.te_empty_line || s.te_chunked != 1 || !s.te_last_chunked)
             return Error::TransferEncodingNotChunked;
         if (s.te_other) return Error::UnknownTransferCoding;
         req.framing = Framing::Chunked;
@@ -489,27 +455,34 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
     const std::size_t max_headers =
         limits.max_headers < kMaxHeadersCap ? limits.max_headers : kMaxHeadersCap;
     Semantics sem;
+    std::size_t fast_failed_at = static_cast<std::size_t>(-1);  // line start where scan::fields stopped
 
     for (;;) {
-        if (scan == ls && lines > nlead) {
-            // A field line not looked at before: try the one-scan fast path for a clean line.
-            std::string_view name, value;
-            const char* cr = fast_field_line(buf + ls, buf + len, name, value);
-            if (cr) {
-                const std::size_t e = static_cast<std::size_t>(cr - buf) + 1;  // the LF
-                const Error lerr = check_limits(buf, ls, e, true, 2 * static_cast<std::size_t>(nlead),
-                                                limits.max_field_size, limits.max_head_size,
-                                                Error::HeadTooLarge);
+        if (scan == ls && lines > nlead && ls != fast_failed_at) {
+            // Field lines not looked at before: parse the run of clean lines (token ":" OWS value CRLF)
+            // with the vector scans, then apply the per-line checks in order, exactly as the reference
+            // path below would for each complete line. The first line that is not clean (or not
+            // complete) goes to the reference path, which decides what is wrong with it.
+            const std::size_t index0 = lines - nlead - 1;
+            const std::size_t cap = index0 < max_headers ? max_headers - index0 : 0;
+            const char* next = nullptr;
+            const std::size_t n = scan::fields(buf + ls, buf + len, req.headers + index0, cap, &next);
+            const std::size_t head_start = 2 * static_cast<std::size_t>(nlead);
+            for (std::size_t i = 0; i < n; ++i) {
+                const Header& h = req.headers[index0 + i];
+                const std::size_t next_ls = i + 1 < n ? static_cast<std::size_t>(req.headers[index0 + i + 1].name.data() - buf)
+                                                      : static_cast<std::size_t>(next - buf);
+                const std::size_t e = next_ls - 1;  // the LF
+                const Error lerr = check_limits(buf, ls, e, true, head_start, limits.max_field_size,
+                                                limits.max_head_size, Error::HeadTooLarge);
                 if (lerr != Error::None) return fail(lerr);
-                const std::size_t index = lines - nlead - 1;
-                if (index >= max_headers) return fail(Error::TooManyHeaders);
-                req.headers[index] = Header{name, value};
-                req.num_headers = static_cast<std::uint32_t>(index + 1);
-                note_field(sem, name, value);
+                req.num_headers = static_cast<std::uint32_t>(index0 + i + 1);
+                note_field(sem, h.name, h.value);
                 ++lines;
-                ls = scan = e + 1;
-                continue;
+                ls = scan = next_ls;
             }
+            fast_failed_at = ls;
+            continue;
         }
         const void* lfp = scan < len ? std::memchr(buf + scan, '\n', len - scan) : nullptr;
         const bool complete = lfp != nullptr;

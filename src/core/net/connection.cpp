@@ -329,6 +329,7 @@ void Connection::dispatch(const http::Request& req) {
     waiting_drain_ = false;
     state_ = State::App;
     in_handler_ = true;
+    server_.count_request();  // may start a graceful stop: this response then says Connection: close
     server_.handler().on_request(*this, req);
     in_handler_ = false;
 }

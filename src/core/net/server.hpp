@@ -28,6 +28,7 @@ struct Config {
     std::size_t write_low_water = 64 * 1024;      // resume when unsent output falls below this
     std::uint32_t read_buffer_size = 16384;
     std::uint32_t max_connections = 0;            // 0: no limit
+    std::uint64_t max_requests = 0;               // stop gracefully after this many requests; 0: never
 };
 
 // The application side of the server (WSGI, ASGI). Every callback runs on the loop thread.
@@ -105,6 +106,10 @@ public:
     TimerList& write_list() { return write_list_; }
     TimerList& body_list() { return body_list_; }
     void arm_sweep();
+    // A request head was parsed (counts toward max_requests).
+    void count_request() {
+        if (++requests_ == cfg_.max_requests) stop();
+    }
     void connection_closed(Connection* c);
 
 private:
@@ -140,6 +145,7 @@ private:
     bool stopping_ = false;
     bool finished_ = false;
     bool dirty_ = false;
+    std::uint64_t requests_ = 0;
     http::DateCache date_;
     std::uint64_t date_ms_ = 0;
     std::time_t date_sec_ = 0;

@@ -26,6 +26,7 @@ void Exchange::reset() {
     headers.reset();
     result.reset();
     iter.reset();
+    environ.reset();
 }
 
 Handler::Handler(Options opts) : opts_(std::move(opts)), keys_(512) {}
@@ -99,6 +100,10 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     if (!sr || PyDict_SetItem(env.get(), S.wsgi_input, input) < 0) {
         app_failed(ex);
         return;
+    }
+    if (opts_.access_log) {
+        ex.environ = py::Ref::borrow(env.get());
+        ex.started_ns = uv_hrtime();
     }
     PyObject* args[2] = {env.get(), reinterpret_cast<PyObject*>(sr)};
     PyObject* result = PyObject_Vectorcall(opts_.app.get(), args, 2, nullptr);
@@ -292,7 +297,17 @@ void Handler::finish(Exchange& ex) {
         if (Py_REFCNT(ex.input.get()) == 1 && free_input_.size() < 64) free_input_.push_back(ex.input.release());
         ex.input.reset();
     }
+    if (ex.environ) log_access(ex);
     ex.w.finish();
+}
+
+void Handler::log_access(Exchange& ex) {
+    py::Ref environ = std::move(ex.environ);
+    double seconds = static_cast<double>(uv_hrtime() - ex.started_ns) / 1e9;
+    int status = ex.w.status() ? ex.w.status() : 500;
+    py::Ref r = py::Ref::steal(PyObject_CallFunction(opts_.access_log.get(), "OiKd", environ.get(), status,
+                                                     static_cast<unsigned long long>(ex.w.body_sent()), seconds));
+    if (!r) log_current("Exception in the access log");
 }
 
 void Handler::app_failed(Exchange& ex) {

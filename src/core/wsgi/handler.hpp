@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <uv.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,6 +47,8 @@ struct Exchange {
     StartResponseObject* sr = nullptr;  // owned through `sr_ref`
     py::Ref sr_ref;
     py::Ref input;               // wsgi.input object of this request
+    py::Ref environ;             // kept only for the access log
+    std::uint64_t started_ns = 0;
 
     void reset();
 };
@@ -60,6 +64,7 @@ struct Options {
     py::Ref file_wrapper;   // the FileWrapper type exposed as wsgi.file_wrapper
     py::Ref log_error;      // callable(exc, message): logs an application error with its traceback
     py::Ref base_environ;   // the constant part of the environ, copied per request
+    py::Ref access_log;     // access_log(environ, status, length, seconds) after each response, or null
     std::string script_name;
 };
 
@@ -105,6 +110,7 @@ private:
     bool try_sendfile(Exchange& ex);
     void call_close(Exchange& ex);
     void log_current(const char* message);
+    void log_access(Exchange& ex);
     PyObject* header_key(std::string_view name);
     StartResponseObject* new_start_response(Exchange& ex);
     PyObject* new_input(Exchange& ex);

@@ -1,0 +1,349 @@
+// Byte scans of the request line and header block: scalar, SSE4.2, AVX2 (x86-64, chosen at run time with
+// __builtin_cpu_supports; the vector code is compiled with target pragmas, so no -march flag is needed)
+// and NEON (arm64). Every implementation returns exactly what the scalar one returns.
+//
+// Vector loops only load whole 16/32-byte blocks inside [p, end); the rest is scanned byte by byte.
+#include "http/scan.hpp"
+
+#include <array>
+#include <cstring>
+#include <string_view>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LUATH_SCAN_X86 1
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define LUATH_SCAN_NEON 1
+#include <arm_neon.h>
+#endif
+
+// The scans are inlined into the field-line loop of the same instruction set (and kept out of line for the
+// function table too).
+#define LUATH_SCAN_INLINE inline __attribute__((always_inline))
+
+namespace luath::http {
+namespace scan {
+namespace {
+
+enum : std::uint8_t { kTchar = 1, kValue = 2, kTarget = 4 };
+
+constexpr bool in(std::string_view set, int c) {
+    for (char s : set)
+        if (static_cast<unsigned char>(s) == c) return true;
+    return false;
+}
+
+constexpr bool is_tchar(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           in("!#$%&'*+-.^_`|~", c);
+}
+
+constexpr std::array<std::uint8_t, 256> kClass = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) {
+        std::uint8_t f = 0;
+        if (is_tchar(c)) f |= kTchar;
+        if (c == '\t' || (c >= 0x20 && c <= 0x7e) || c >= 0x80) f |= kValue;
+        if ((c >= 0x21 && c <= 0x7e && c != '#') || c >= 0x80) f |= kTarget;
+        t[static_cast<std::size_t>(c)] = f;
+    }
+    return t;
+}();
+
+inline bool has(char c, std::uint8_t f) { return kClass[static_cast<unsigned char>(c)] & f; }
+
+inline const char* tail(const char* p, const char* end, std::uint8_t f) {
+    while (p < end && has(*p, f)) ++p;
+    return p;
+}
+
+// Nibble tables for tchar (used by the pshufb / tbl classifiers): a byte b is a tchar iff
+// kTokLo[b & 15] & kTokHi[b >> 4] != 0. Bit h of kTokLo[l] is set when (h << 4 | l) is a tchar (h < 8).
+constexpr std::array<std::uint8_t, 16> kTokLo = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int c = 0; c < 128; ++c)
+        if (is_tchar(c)) t[static_cast<std::size_t>(c & 15)] |= static_cast<std::uint8_t>(1u << (c >> 4));
+    return t;
+}();
+constexpr std::array<std::uint8_t, 16> kTokHi = {1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0};
+
+// ---------------------------------------------------------------------------------------------------------
+namespace scalar {
+
+// SWAR: true when the 8 bytes in x may hold a CTL or DEL (HTAB included: then checked byte by byte).
+inline bool suspect(std::uint64_t x) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    const std::uint64_t below_space = (x - kOnes * 0x20) & ~x & kHighs;
+    const std::uint64_t y = x ^ (kOnes * 0x7f);
+    const std::uint64_t del = (y - kOnes) & ~y & kHighs;
+    return (below_space | del) != 0;
+}
+
+LUATH_SCAN_INLINE const char* find_value(const char* p, const char* end) {
+    for (;;) {
+        while (end - p >= 8) {
+            std::uint64_t x;
+            std::memcpy(&x, p, 8);
+            if (suspect(x)) break;
+            p += 8;
+        }
+        const char* stop = end - p >= 8 ? p + 8 : end;
+        while (p < stop && has(*p, kValue)) ++p;
+        if (p < stop || p == end) return p;
+    }
+}
+LUATH_SCAN_INLINE const char* find_target(const char* p, const char* end) { return tail(p, end, kTarget); }
+LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) { return tail(p, end, kTchar); }
+
+#include "http/scan_fields.inc"
+
+}  // namespace scalar
+
+// ---------------------------------------------------------------------------------------------------------
+#ifdef LUATH_SCAN_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("sse4.2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("sse4.2")
+#endif
+namespace sse42 {
+
+inline int token_mask16(__m128i x) {
+    const __m128i lo_t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokLo.data()));
+    const __m128i hi_t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokHi.data()));
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    const __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
+    const __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+    const __m128i ok = _mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128());  // 0xff = not tchar
+    return _mm_movemask_epi8(ok);
+}
+
+// PCMPESTRI with ranges: index of the first byte inside one of the ranges (16 when none).
+LUATH_SCAN_INLINE const char* find_value(const char* p, const char* end) {
+    static const char kRanges[16] = "\x00\x08\x0a\x1f\x7f\x7f";
+    const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRanges));
+    while (end - p >= 16) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int i = _mm_cmpestri(r, 6, x, 16, _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        if (i != 16) return p + i;
+        p += 16;
+    }
+    return tail(p, end, kValue);
+}
+LUATH_SCAN_INLINE const char* find_target(const char* p, const char* end) {
+    static const char kRanges[16] = "\x00\x20\x7f\x7f##";
+    const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRanges));
+    while (end - p >= 16) {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int i = _mm_cmpestri(r, 6, x, 16, _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        if (i != 16) return p + i;
+        p += 16;
+    }
+    return tail(p, end, kTarget);
+}
+LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) {
+    while (end - p >= 16) {
+        const int m = token_mask16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
+        p += 16;
+    }
+    return tail(p, end, kTchar);
+}
+
+#include "http/scan_fields.inc"
+
+}  // namespace sse42
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+namespace avx2 {
+
+inline unsigned value_mask32(__m256i x) {
+    const __m256i le1f = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1f)), x);
+    const __m256i tab = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\t'));
+    const __m256i del = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f));
+    return static_cast<unsigned>(_mm256_movemask_epi8(_mm256_or_si256(_mm256_andnot_si256(tab, le1f), del)));
+}
+inline unsigned target_mask32(__m256i x) {
+    const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x20)), x);
+    const __m256i del = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(0x7f));
+    const __m256i hash = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('#'));
+    return static_cast<unsigned>(_mm256_movemask_epi8(_mm256_or_si256(le20, _mm256_or_si256(del, hash))));
+}
+inline unsigned token_mask32(__m256i x) {
+    const __m256i lo_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokLo.data())));
+    const __m256i hi_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokHi.data())));
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    const __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));
+    const __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+    return static_cast<unsigned>(
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256())));
+}
+
+LUATH_SCAN_INLINE const char* find_value(const char* p, const char* end) {
+    while (end - p >= 32) {
+        const unsigned m = value_mask32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        if (m) return p + __builtin_ctz(m);
+        p += 32;
+    }
+    return sse42::find_value(p, end);
+}
+LUATH_SCAN_INLINE const char* find_target(const char* p, const char* end) {
+    while (end - p >= 32) {
+        const unsigned m = target_mask32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        if (m) return p + __builtin_ctz(m);
+        p += 32;
+    }
+    return sse42::find_target(p, end);
+}
+LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) {
+    // Field names are short: one 16-byte step first avoids the 32-byte path's setup for most of them.
+    if (end - p >= 16) {
+        const int m = sse42::token_mask16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        if (m) return p + __builtin_ctz(static_cast<unsigned>(m));
+        p += 16;
+    }
+    while (end - p >= 32) {
+        const unsigned m = token_mask32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        if (m) return p + __builtin_ctz(m);
+        p += 32;
+    }
+    return sse42::find_token(p, end);
+}
+
+#include "http/scan_fields.inc"
+
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // LUATH_SCAN_X86
+
+// ---------------------------------------------------------------------------------------------------------
+#ifdef LUATH_SCAN_NEON
+namespace neon {
+
+// 16 mask bytes (0x00/0xff) -> 64-bit word with 4 bits per byte; first set byte = ctz / 4.
+inline std::uint64_t pack(uint8x16_t m) {
+    return vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(m), 4)), 0);
+}
+inline uint8x16_t value_bad(uint8x16_t x) {
+    const uint8x16_t le1f = vcleq_u8(x, vdupq_n_u8(0x1f));
+    const uint8x16_t tab = vceqq_u8(x, vdupq_n_u8('\t'));
+    const uint8x16_t del = vceqq_u8(x, vdupq_n_u8(0x7f));
+    return vorrq_u8(vbicq_u8(le1f, tab), del);
+}
+inline uint8x16_t target_bad(uint8x16_t x) {
+    return vorrq_u8(vcleq_u8(x, vdupq_n_u8(0x20)),
+                    vorrq_u8(vceqq_u8(x, vdupq_n_u8(0x7f)), vceqq_u8(x, vdupq_n_u8('#'))));
+}
+inline uint8x16_t token_bad(uint8x16_t x) {
+    const uint8x16_t lo = vqtbl1q_u8(vld1q_u8(kTokLo.data()), vandq_u8(x, vdupq_n_u8(0x0f)));
+    const uint8x16_t hi = vqtbl1q_u8(vld1q_u8(kTokHi.data()), vshrq_n_u8(x, 4));
+    return vceqq_u8(vandq_u8(lo, hi), vdupq_n_u8(0));
+}
+
+template <uint8x16_t (*Bad)(uint8x16_t)>
+inline const char* find(const char* p, const char* end, std::uint8_t f) {
+    while (end - p >= 16) {
+        const std::uint64_t m = pack(Bad(vld1q_u8(reinterpret_cast<const std::uint8_t*>(p))));
+        if (m) return p + (__builtin_ctzll(m) >> 2);
+        p += 16;
+    }
+    return tail(p, end, f);
+}
+
+LUATH_SCAN_INLINE const char* find_value(const char* p, const char* end) { return find<value_bad>(p, end, kValue); }
+LUATH_SCAN_INLINE const char* find_target(const char* p, const char* end) { return find<target_bad>(p, end, kTarget); }
+LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) { return find<token_bad>(p, end, kTchar); }
+
+#include "http/scan_fields.inc"
+
+}  // namespace neon
+#endif  // LUATH_SCAN_NEON
+
+constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields};
+
+Fns fns_of(ScanImpl impl) {
+    switch (impl) {
+#ifdef LUATH_SCAN_X86
+        case ScanImpl::SSE42: return {sse42::find_value, sse42::find_target, sse42::find_token, sse42::fields};
+        case ScanImpl::AVX2: return {avx2::find_value, avx2::find_target, avx2::find_token, avx2::fields};
+#endif
+#ifdef LUATH_SCAN_NEON
+        case ScanImpl::NEON: return {neon::find_value, neon::find_target, neon::find_token, neon::fields};
+#endif
+        default: return kScalar;
+    }
+}
+
+ScanImpl g_impl = ScanImpl::Scalar;
+
+ScanImpl best_impl() {
+    for (ScanImpl i : {ScanImpl::AVX2, ScanImpl::NEON, ScanImpl::SSE42})
+        if (scan_impl_available(i)) return i;
+    return ScanImpl::Scalar;
+}
+
+}  // namespace
+
+// Constant-initialized to the scalar path (safe even if parsing starts during static initialization),
+// then switched to the best one during dynamic initialization.
+constinit Fns g_fns = kScalar;
+namespace {
+const bool kSelected = set_scan_impl(best_impl());
+}  // namespace
+
+}  // namespace scan
+
+bool scan_impl_available(ScanImpl impl) {
+    switch (impl) {
+        case ScanImpl::Scalar: return true;
+#ifdef LUATH_SCAN_X86
+        case ScanImpl::SSE42:
+            __builtin_cpu_init();  // may run during static initialization, before libgcc's own init
+            return __builtin_cpu_supports("sse4.2");
+        case ScanImpl::AVX2:
+            __builtin_cpu_init();
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("sse4.2");
+#endif
+#ifdef LUATH_SCAN_NEON
+        case ScanImpl::NEON: return true;
+#endif
+        default: return false;
+    }
+}
+
+bool set_scan_impl(ScanImpl impl) {
+    if (!scan_impl_available(impl)) return false;
+    scan::g_fns = scan::fns_of(impl);
+    scan::g_impl = impl;
+    return true;
+}
+
+ScanImpl scan_impl() { return scan::g_impl; }
+
+const char* scan_impl_name(ScanImpl impl) {
+    switch (impl) {
+        case ScanImpl::Scalar: return "scalar";
+        case ScanImpl::SSE42: return "sse4.2";
+        case ScanImpl::AVX2: return "avx2";
+        case ScanImpl::NEON: return "neon";
+    }
+    return "?";
+}
+
+}  // namespace luath::http

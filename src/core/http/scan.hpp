@@ -1,0 +1,50 @@
+// Internal: the byte scans of the request line and the header block, with one implementation per
+// instruction set (scalar, SSE4.2, AVX2 on x86-64; NEON on arm64). The best available one is chosen at
+// run time (no -march flags needed); all give identical results. Not part of the public API.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "http/parser.hpp"
+
+namespace luath::http {
+
+enum class ScanImpl : std::uint8_t { Scalar, SSE42, AVX2, NEON };
+
+// Whether this build and CPU can run `impl`.
+bool scan_impl_available(ScanImpl impl);
+// Forces an implementation (tests, benchmarks). Returns false and changes nothing when not available.
+// Not thread-safe with respect to concurrent parsing: call it before parsing starts.
+bool set_scan_impl(ScanImpl impl);
+// The implementation in use (the best available one unless set_scan_impl was called).
+ScanImpl scan_impl();
+const char* scan_impl_name(ScanImpl impl);
+
+namespace scan {
+
+struct Fns {
+    // First byte in [p, end) that is not a field-value byte (HTAB, SP..'~', 0x80..0xff); end when none.
+    const char* (*value)(const char* p, const char* end);
+    // First byte that is not a request-target byte ('!'..'~' except '#', 0x80..0xff); end when none.
+    const char* (*target)(const char* p, const char* end);
+    // First byte that is not a tchar (RFC 9110 5.6.2); end when none.
+    const char* (*token)(const char* p, const char* end);
+    // Parses consecutive "clean" field lines (token ":" OWS *field-value-byte CRLF, value OWS-trimmed)
+    // starting at the line start p, at most `cap` of them, into out[]. Stops at the first line that is not
+    // clean or not complete (including the empty line ending the head). Returns the number parsed; *next
+    // is the start of the first line not parsed.
+    std::size_t (*fields)(const char* p, const char* end, Header* out, std::size_t cap, const char** next);
+};
+
+extern Fns g_fns;  // the implementation in use
+
+inline const char* value(const char* p, const char* end) { return g_fns.value(p, end); }
+inline const char* target(const char* p, const char* end) { return g_fns.target(p, end); }
+inline const char* token(const char* p, const char* end) { return g_fns.token(p, end); }
+inline std::size_t fields(const char* p, const char* end, Header* out, std::size_t cap, const char** next) {
+    return g_fns.fields(p, end, out, cap, next);
+}
+
+}  // namespace scan
+}  // namespace luath::http
