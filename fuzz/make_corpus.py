@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus (fuzz/corpus/{request,chunked}/). Re-run after editing; files are committed."""
+import hashlib
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+REQUESTS = [
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+    b"\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+    b"GET /a?b=c&d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    b"GET http://user@example.com/x HTTP/1.1\r\nHost: e\r\n\r\n",
+    b"GET https://example.com:8443?q HTTP/1.1\r\nHost: e\r\n\r\n",
+    b"GET http://[::1]:80/p HTTP/1.1\r\nHost: [::1]\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+    b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+    b"GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTE: trailers\r\n\r\n",
+    # smuggling and framing conflicts
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \x0bchunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked;q=1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\n Transfer-Encoding: chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nX: y\r\n\tTransfer-Encoding: chunked\r\n\r\n",
+    b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    b"GET / http/1.1\r\nHost: a\r\n\r\n",
+    b"G\xc3T / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /" + b"a" * 300 + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(12)) + b"\r\n",
+    # regressions found by the differential tests
+    b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nCookie: " + b"k=v; " * 40 + b"\r\n\r\n",
+]
+
+CHUNKED = [
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    b"0\r\n\r\n",
+    b"0\r\nX-Trailer: v\r\nY: w\r\n\r\n",
+    b"A\r\n0123456789\r\n0\r\n\r\nGET / HTTP/1.1\r\n",
+    b"5;ext\r\nhello\r\n0\r\n\r\n",
+    b"5;a=b;c=\"d\\\"e\"\r\nhello\r\n0;x\r\n\r\n",
+    b"5 ;a = b\r\nhello\r\n0\r\n\r\n",
+    b"ffffffffffffffff\r\n",
+    b"10000000000000000\r\n",
+    b"-5\r\nhello\r\n0\r\n\r\n",
+    b"+5\r\nhello\r\n0\r\n\r\n",
+    b"0x5\r\nhello\r\n0\r\n\r\n",
+    b"5\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\n0\r\n\r\n",
+    b"5\r\nhelloXX0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n\n",
+    b"5\r\nhello\r\n0\r\n X: y\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nX : y\r\n\r\n",
+    b"\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"5\x00\r\nhello\r\n0\r\n\r\n",
+    b"005\r\nhello\r\n00\r\n\r\n",
+    b"1\r\na\r\n" * 30 + b"0\r\n\r\n",
+    b"40\r\n" + b"x" * 64 + b"\r\n0\r\n\r\n",
+]
+
+
+def write(dirname, items, prefix=b""):
+    d = HERE / "corpus" / dirname
+    d.mkdir(parents=True, exist_ok=True)
+    for data in items:
+        data = prefix + data
+        (d / hashlib.sha1(data).hexdigest()[:16]).write_bytes(data)
+
+
+write("request", REQUESTS)
+# The chunked target's first byte selects the body limit (0: none, 1: 16, 2: 1000, 3: 1 MiB).
+for sel in (b"\x00", b"\x01", b"\x02"):
+    write("chunked", CHUNKED[:: (1 if sel == b"\x00" else 3)], sel)
