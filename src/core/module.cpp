@@ -47,6 +47,35 @@ bool get_ms(PyObject* cfg, const char* key, std::uint32_t& out) {
     return true;
 }
 
+bool get_str(PyObject* cfg, const char* key, std::string& out) {
+    PyObject* v = PyDict_GetItemString(cfg, key);  // borrowed
+    if (!v || v == Py_None) return true;
+    if (PyBytes_Check(v)) {
+        out.assign(PyBytes_AS_STRING(v), static_cast<std::size_t>(PyBytes_GET_SIZE(v)));
+        return true;
+    }
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(v, &n);
+    if (!s) return false;
+    out.assign(s, static_cast<std::size_t>(n));
+    return true;
+}
+
+bool read_tls(PyObject* cfg, luath::net::Config& c) {
+    auto& t = c.tls_config;
+    if (!get_str(cfg, "ssl_certfile", t.certfile) || !get_str(cfg, "ssl_keyfile", t.keyfile) ||
+        !get_str(cfg, "ssl_keyfile_password", t.password) || !get_str(cfg, "ssl_ca_certs", t.ca_certs) ||
+        !get_str(cfg, "ssl_ciphers", t.ciphers) || !get_str(cfg, "ssl_ticket_keys", t.ticket_keys) ||
+        !get_uint(cfg, "ssl_cert_reqs", t.cert_reqs) ||
+        !get_ms(cfg, "timeout_tls_handshake", c.tls_handshake_timeout_ms))
+        return false;
+    std::string minv;
+    if (!get_str(cfg, "ssl_min_version", minv)) return false;
+    t.min_version = minv == "1.3" ? 0x0304 : 0x0303;
+    c.tls = !t.certfile.empty();
+    return true;
+}
+
 bool read_config(PyObject* cfg, luath::net::Config& c) {
     auto& l = c.limits;
     return get_uint(cfg, "max_request_line", l.max_request_line) &&
@@ -60,7 +89,7 @@ bool read_config(PyObject* cfg, luath::net::Config& c) {
            get_uint(cfg, "write_buffer_high", c.write_high_water) &&
            get_uint(cfg, "write_buffer_low", c.write_low_water) &&
            get_uint(cfg, "limit_concurrency", c.max_connections) &&
-           get_u64(cfg, "max_requests", c.max_requests);
+           get_u64(cfg, "max_requests", c.max_requests) && read_tls(cfg, c);
 }
 
 }  // namespace
@@ -116,6 +145,10 @@ PyObject* serve_wsgi(PyObject*, PyObject* args, PyObject* kwargs) {
     {
         luath::wsgi::Handler handler(std::move(opts));
         luath::net::Server server(&loop, config, handler);
+        if (!server.tls_error().empty()) {
+            PyErr_SetString(PyExc_RuntimeError, server.tls_error().c_str());
+            return nullptr;
+        }
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
             long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq.get(), i));
             if (fd == -1 && PyErr_Occurred()) return nullptr;
@@ -156,7 +189,13 @@ PyMODINIT_FUNC PyInit__core() {
     if (!luath::py::init_strings()) return nullptr;
     PyObject* m = PyModule_Create(&module_def);
     if (!m) return nullptr;
-    if (!luath::wsgi::init_types(m) || !luath::asgi::init_types(m) || !luath::asgi::init_server_type(m) || PyModule_AddStringConstant(m, "libuv_version", uv_version_string()) < 0) {
+#ifdef LUATH_HAVE_TLS
+    const bool has_tls = true;
+#else
+    const bool has_tls = false;
+#endif
+    if (PyModule_AddObject(m, "HAS_TLS", PyBool_FromLong(has_tls)) < 0 || !luath::wsgi::init_types(m) ||
+        !luath::asgi::init_types(m) || !luath::asgi::init_server_type(m) || PyModule_AddStringConstant(m, "libuv_version", uv_version_string()) < 0) {
         Py_DECREF(m);
         return nullptr;
     }

@@ -232,6 +232,26 @@ PyObject* Handler::header_name(std::string_view name) {
     return b;
 }
 
+// The base scope's extensions plus "tls" (the ASGI TLS extension) for this connection.
+PyObject* Handler::tls_extensions(net::Connection& c) {
+    net::TlsInfo t = c.tls()->info();
+    PyObject* base = PyDict_GetItemWithError(opts_.base_scope.get(), K.extensions);  // borrowed
+    py::Ref ext = py::Ref::steal(base && PyDict_Check(base) ? PyDict_Copy(base) : PyDict_New());
+    py::Ref chain = py::Ref::steal(PyList_New(0));
+    if (!ext || !chain) return nullptr;
+    for (const std::string& pem : t.chain) {
+        py::Ref one = py::Ref::steal(PyUnicode_FromStringAndSize(pem.data(), static_cast<Py_ssize_t>(pem.size())));
+        if (!one || PyList_Append(chain.get(), one.get()) < 0) return nullptr;
+    }
+    py::Ref tls = py::Ref::steal(Py_BuildValue(
+        "{s:O,s:O,s:N,s:N,s:i,s:i}", "server_cert", Py_None, "client_cert_chain", chain.get(), "client_cert_name",
+        t.subject.empty() ? Py_NewRef(Py_None) : PyUnicode_FromString(t.subject.c_str()), "client_cert_error",
+        t.verify_error.empty() ? Py_NewRef(Py_None) : PyUnicode_FromString(t.verify_error.c_str()), "tls_version",
+        t.version, "cipher_suite", t.cipher_suite));
+    if (!tls || PyDict_SetItemString(ext.get(), "tls", tls.get()) < 0) return nullptr;
+    return ext.release();
+}
+
 PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Request& req) {
     py::Ref scope = py::Ref::steal(PyDict_Copy(opts_.base_scope.get()));
     if (!scope) return nullptr;
@@ -271,6 +291,14 @@ PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Req
     }
     if (PyDict_SetItem(s, K.headers, headers.get()) < 0) return nullptr;
     if (opts_.state && !set_steal(s, K.state, PyDict_Copy(opts_.state.get()))) return nullptr;
+    if (c.tls()) {
+        if (!cd.extensions) {
+            cd.extensions = py::Ref::steal(tls_extensions(c));
+            if (!cd.extensions) return nullptr;
+        }
+        // A copy per request: the app may add to its extensions.
+        if (!set_steal(s, K.extensions, PyDict_Copy(cd.extensions.get()))) return nullptr;
+    }
     return scope.release();
 }
 
@@ -727,6 +755,7 @@ void Handler::on_close(net::Connection& c) {
     }
     cd->exchange.reset();
     cd->client.reset();
+    cd->extensions.reset();
     c.user = nullptr;
     if (free_data_.size() < 4096) free_data_.push_back(cd);
     else delete cd;

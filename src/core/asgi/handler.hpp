@@ -46,6 +46,7 @@ bool init_types(PyObject* module);
 
 struct ConnData {
     py::Ref client;              // (host, port) of the peer
+    py::Ref extensions;          // with TLS: the scope's extensions, holding this connection's "tls"
     py::Ref exchange;            // the exchange now on this connection
 };
 
@@ -84,6 +85,7 @@ public:
 private:
     PyObject* build_scope(net::Connection& c, ConnData& cd, const http::Request& req);
     PyObject* header_name(std::string_view name);
+    PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
     void fulfil_receive(Exchange* ex);
     void app_finished(Exchange* ex, bool failed);

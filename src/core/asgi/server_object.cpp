@@ -76,6 +76,10 @@ int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     o->handler = new Handler(std::move(opts));
     o->server = new net::Server(o->loop, config, *o->handler);
     o->handler->set_server(o->server);
+    if (!o->server->tls_error().empty()) {
+        PyErr_SetString(PyExc_RuntimeError, o->server->tls_error().c_str());
+        return -1;
+    }
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
         long fd = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq.get(), i));
         if (fd == -1 && PyErr_Occurred()) return -1;

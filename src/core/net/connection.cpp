@@ -43,8 +43,74 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     user = nullptr;
     uv_poll_init(server_.loop(), &poll_, fd);
     poll_.data = this;
+#ifdef LUATH_HAVE_TLS
+    if (server_.tls_context()) {
+        tls_ = std::make_unique<TlsSession>(*server_.tls_context(), fd);
+        state_ = State::Handshake;
+        server_.handshake_list().push(&timer, server_.now_ms() + server_.config().tls_handshake_timeout_ms);
+        server_.arm_sweep();
+        update_poll();
+        return;
+    }
+#endif
     go_idle();
     update_poll();
+}
+
+long Connection::io_recv(char* dst, std::size_t n) {
+#ifdef LUATH_HAVE_TLS
+    if (tls_) return tls_->read(dst, n);
+#endif
+    ssize_t r;
+    do {
+        r = ::recv(fd_, dst, n, 0);
+    } while (r < 0 && errno == EINTR);
+    return static_cast<long>(r);
+}
+
+int Connection::write_out() {
+#ifdef LUATH_HAVE_TLS
+    if (tls_) return out_.flush(*tls_);
+#endif
+    return out_.flush(fd_);
+}
+
+bool Connection::output_empty() const {
+#ifdef LUATH_HAVE_TLS
+    if (tls_ && tls_->has_pending_output()) return false;
+#endif
+    return out_.empty();
+}
+
+bool Connection::tls_buffered() const {
+#ifdef LUATH_HAVE_TLS
+    return tls_ && tls_->has_buffered_input();
+#else
+    return false;
+#endif
+}
+
+void Connection::on_handshake() {
+#ifdef LUATH_HAVE_TLS
+    int r = tls_->handshake();
+    if (r < 0) {  // not TLS, a bad ClientHello, a refused certificate: close quietly
+        close();
+        return;
+    }
+    write_blocked_ = tls_->has_pending_output();
+    if (r == 0) {
+        update_poll();
+        return;
+    }
+    if (timer.list) timer.list->remove(&timer);
+    state_ = State::Head;
+    if (tls_buffered()) {  // the first request came with the handshake's last flight
+        on_readable();
+        return;
+    }
+    go_idle();
+    update_poll();
+#endif
 }
 
 // ---------------------------------------------------------------- buffer
@@ -96,7 +162,8 @@ bool Connection::make_room() {
 void Connection::update_poll() {
     if (state_ == State::Closed) return;
     int ev = 0;
-    if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering) ev |= UV_READABLE;
+    if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering || state_ == State::Handshake)
+        ev |= UV_READABLE;
     // While the app runs (ASGI), keep reading body bytes and watching for the client leaving, as long
     // as the buffer has room (a full buffer is the backpressure on an upload the app is not reading).
     if (state_ == State::App && server_.handler().reads_during_app() && !peer_closed_ &&
@@ -117,6 +184,10 @@ void Connection::on_poll(uv_poll_t* h, int status, int events) {
         c->close();
         return;
     }
+    if (c->state_ == State::Handshake) {
+        c->on_handshake();
+        return;
+    }
     if (events & UV_WRITABLE) c->on_writable();
     if ((events & UV_READABLE) && c->state_ != State::Closed) c->on_readable();
 }
@@ -125,9 +196,8 @@ void Connection::on_readable() {
     if (state_ == State::Lingering) {
         char sink[4096];
         for (;;) {
-            ssize_t n = ::recv(fd_, sink, sizeof sink, 0);
+            long n = io_recv(sink, sizeof sink);
             if (n > 0) continue;
-            if (n < 0 && errno == EINTR) continue;
             if (n < 0 && errno == EAGAIN) return;
             close();
             return;
@@ -148,20 +218,20 @@ void Connection::on_readable() {
         begin_close();
         return;
     }
-    ssize_t n;
-    do {
-        n = ::recv(fd_, rbuf_ + rend_, rcap_ - rend_, 0);
-    } while (n < 0 && errno == EINTR);
+    long n = io_recv(rbuf_ + rend_, rcap_ - rend_);
     if (n == 0) {
         close();
         return;
     }
     if (n < 0) {
         if (errno != EAGAIN) close();
+        else if (!output_empty()) flush();  // TLS: post-handshake records (tickets) to send
         return;
     }
     rend_ += static_cast<std::uint32_t>(n);
     process_buffer();
+    // TLS may hold decrypted bytes the socket will not signal again: take them now.
+    if (tls_buffered() && state_ == State::Head && !backpressured_ && rend_ < rcap_) on_readable();
 }
 
 void Connection::read_during_app() {
@@ -174,10 +244,7 @@ void Connection::read_during_app() {
         update_poll();
         return;
     }
-    ssize_t n;
-    do {
-        n = ::recv(fd_, rbuf_ + rend_, rcap_ - rend_, 0);
-    } while (n < 0 && errno == EINTR);
+    long n = io_recv(rbuf_ + rend_, rcap_ - rend_);
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
         // The client is gone (a half-close counts: HTTP/1.1 clients do not half-close and wait).
@@ -189,6 +256,10 @@ void Connection::read_during_app() {
     rend_ += static_cast<std::uint32_t>(n);
     if (timer.list == &server_.body_list()) arm_body_timeout();  // progress restarts the clock
     server_.handler().on_input(*this);
+    if (state_ == State::App && tls_buffered() && rend_ < rcap_) {
+        read_during_app();
+        return;
+    }
     update_poll();
 }
 
@@ -202,7 +273,7 @@ void Connection::cancel_body_timeout() {
 }
 
 void Connection::on_writable() {
-    int r = out_.flush(fd_);
+    int r = write_out();
     if (r < 0) {
         close();
         return;
@@ -390,11 +461,11 @@ bool Connection::wait_fd(short events, std::uint32_t timeout_ms) {
 
 std::int64_t Connection::recv_blocking(char* dst, std::size_t n) {
     for (;;) {
-        ssize_t r = ::recv(fd_, dst, n, 0);
+        long r = io_recv(dst, n);
         if (r > 0) return r;
         if (r == 0) return -1;  // the client went away mid-body
-        if (errno == EINTR) continue;
         if (errno != EAGAIN) return -1;
+        if (!output_empty() && !flush_blocking()) return -1;
         if (!wait_fd(POLLIN, server_.config().body_timeout_ms)) return -1;
     }
 }
@@ -534,14 +605,14 @@ void Connection::body_consume(std::size_t n) {
 bool Connection::over_high_water() const { return out_.pending() > server_.config().write_high_water; }
 
 void Connection::flush() {
-    if (state_ == State::Closed || out_.empty()) {
-        if (state_ == State::Closing && out_.empty()) begin_linger();
+    if (state_ == State::Closed || output_empty()) {
+        if (state_ == State::Closing && output_empty()) begin_linger();
         else update_poll();
         // Idle keep-alive (no read buffer, nothing to send): give the output memory back.
         if (state_ == State::Head && !rbuf_ && out_.empty()) out_.release_memory();
         return;
     }
-    int r = out_.flush(fd_);
+    int r = write_out();
     if (r < 0) {
         close();
         return;
@@ -566,7 +637,7 @@ void Connection::flush() {
 bool Connection::flush_blocking() {
     if (state_ == State::Closed || close_pending_) return false;
     for (;;) {
-        int r = out_.flush(fd_);
+        int r = write_out();
         if (r == 0) return true;
         if (r < 0 || !wait_fd(POLLOUT, server_.config().write_timeout_ms)) {
             close();
@@ -594,6 +665,12 @@ void Connection::begin_close() {
 
 void Connection::begin_linger() {
     if (timer.list) timer.list->remove(&timer);
+#ifdef LUATH_HAVE_TLS
+    if (tls_ && tls_->established()) {
+        tls_->shutdown();
+        tls_->send_pending();
+    }
+#endif
     if (server_.stopping()) {
         close();
         return;
@@ -628,6 +705,7 @@ void Connection::do_close() {
     server_.handler().on_close(*this);
     out_.clear();
     release_buffer();
+    tls_.reset();
     uv_poll_stop(&poll_);
     uv_close(reinterpret_cast<uv_handle_t*>(&poll_), &Connection::on_closed);
 }

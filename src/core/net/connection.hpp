@@ -1,4 +1,5 @@
 // One client connection as a small state machine:
+//   Handshake TLS handshake in progress (TLS listeners only)
 //   Head      waiting for / reading a request head (keep-alive idle when the buffer is empty)
 //   App       a request is with the handler (its response may be streaming)
 //   Closing   flushing the last response before shutting down the write side
@@ -11,11 +12,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "http/parser.hpp"
 #include "http/response.hpp"
 #include "net/outqueue.hpp"
+#include "net/tls.hpp"
 #include "net/timer_list.hpp"
 
 namespace luath::net {
@@ -24,7 +27,7 @@ class Server;
 
 class Connection {
 public:
-    enum class State : std::uint8_t { Head, App, Closing, Lingering, Closed };
+    enum class State : std::uint8_t { Handshake, Head, App, Closing, Lingering, Closed };
 
     explicit Connection(Server& s);
     Connection(const Connection&) = delete;
@@ -61,6 +64,8 @@ public:
     // After the handler consumed buffered body bytes: read again if reading had paused on a full buffer.
     void resume_reading() { update_poll(); }
     bool peer_closed() const { return peer_closed_; }
+    // The TLS session, or null on a plaintext connection.
+    const TlsSession* tls() const { return tls_.get(); }
     // The app waits for body bytes that are not here (ASGI): close if none come within the body timeout.
     void arm_body_timeout();
     void cancel_body_timeout();
@@ -111,6 +116,11 @@ private:
     bool wait_fd(short events, std::uint32_t timeout_ms);
     std::int64_t recv_blocking(char* dst, std::size_t n);
     bool send_continue();
+    long io_recv(char* dst, std::size_t n);  // plaintext bytes from the socket (decrypted with TLS)
+    int write_out();                         // OutQueue::flush through TLS when on
+    bool output_empty() const;
+    void on_handshake();
+    bool tls_buffered() const;
     void release_buffer();
     void do_close();
 
@@ -149,6 +159,11 @@ private:
     bool expect_continue_ = false;
 
     OutQueue out_;
+#ifdef LUATH_HAVE_TLS
+    std::unique_ptr<TlsSession> tls_;
+#else
+    std::unique_ptr<TlsSession> tls_;  // always null
+#endif
 };
 
 }  // namespace luath::net

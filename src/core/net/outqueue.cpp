@@ -1,5 +1,9 @@
 #include "net/outqueue.hpp"
 
+#include <unistd.h>
+
+#include "net/tls.hpp"
+
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 
@@ -146,6 +150,58 @@ int OutQueue::flush(int fd) {
     reset_if_empty();
     return 0;
 }
+
+#ifdef LUATH_HAVE_TLS
+int OutQueue::flush(TlsSession& tls) {
+    constexpr std::size_t kCoalesce = 16384;  // one record's worth of small pieces
+    constexpr std::size_t kSmall = 4096;
+    char co[kCoalesce];
+    for (;;) {
+        int s = tls.send_pending();
+        if (s != 0) return s;
+        if (head_ == segs_.size()) {
+            reset_if_empty();
+            return 0;
+        }
+        std::size_t budget = tls.write_room();
+        if (budget > 16 * 1024) budget = 16 * 1024;
+        if (budget == 0) return 1;
+        std::size_t col = 0;
+        auto flush_co = [&] {
+            if (col) tls.write(co, col);
+            col = 0;
+        };
+        while (head_ < segs_.size() && budget > 0) {
+            Seg& sg = segs_[head_];
+            std::size_t take = sg.len < budget ? sg.len : budget;
+            if (sg.kind == Kind::File) {
+                flush_co();
+                if (take > kCoalesce) take = kCoalesce;
+                ssize_t n = ::pread(sg.fd, co, take, static_cast<off_t>(sg.off));
+                if (n <= 0) return -EIO;
+                take = tls.write(co, static_cast<std::size_t>(n));
+                sg.off += take;
+            } else {
+                const char* p = sg.kind == Kind::Staged ? stage_.data() + sg.off : sg.ptr;
+                if (take < kSmall && col + take <= kCoalesce) {
+                    std::memcpy(co + col, p, take);
+                    col += take;
+                } else {
+                    flush_co();
+                    take = tls.write(p, take);
+                    if (take == 0) break;
+                }
+                if (sg.kind == Kind::Staged) sg.off += take; else sg.ptr += take;
+            }
+            sg.len -= take;
+            budget -= take;
+            pending_ -= take;
+            if (sg.len == 0) pop_front();
+        }
+        flush_co();
+    }
+}
+#endif
 
 void OutQueue::rollback(const Mark& m) {
     if (m.segs < head_) return;  // already partly written: too late

@@ -46,6 +46,8 @@ public:
     // Writes as much as the socket takes. Returns 0 when everything was written, 1 when the socket is
     // full (EAGAIN), or -errno on a write error.
     int flush(int fd);
+    // The same through a TLS session: encrypts what the session has room for, sends the records.
+    int flush(class TlsSession& tls);
     // Drops everything unsent, releasing owners.
     void clear();
     // Frees the staging buffer and segment list when nothing is queued (an idle keep-alive

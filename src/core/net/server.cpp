@@ -29,6 +29,13 @@ Server::Server(uv_loop_t* loop, const Config& cfg, Handler& handler)
     uv_prepare_init(loop_, &prepare_);
     prepare_.data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+    if (cfg_.tls) {
+#ifdef LUATH_HAVE_TLS
+        tls_ = TlsContext::create(cfg_.tls_config, tls_error_);
+#else
+        tls_error_ = "luath was built without TLS support";
+#endif
+    }
 }
 
 Server::~Server() {
@@ -97,7 +104,7 @@ void Server::stop() {
 void Server::close_idle() {
     for (Connection* c = all_head_; c;) {
         Connection* next = c->all_next;
-        if (c->state() == Connection::State::Head) c->close();
+        if (c->state() == Connection::State::Head || c->state() == Connection::State::Handshake) c->close();
         c = next;
     }
 }
@@ -217,7 +224,7 @@ void Server::on_sweep(uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }
 
 void Server::sweep() {
     const std::uint64_t now = uv_now(loop_);
-    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_, &body_list_}) {
+    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_, &body_list_, &hs_list_}) {
         while (list->head && list->head->deadline <= now) {
             TimerNode* n = list->head;
             list->remove(n);
@@ -226,7 +233,7 @@ void Server::sweep() {
         }
     }
     if (ka_list_.empty() && head_list_.empty() && linger_list_.empty() && write_list_.empty() &&
-        body_list_.empty()) {
+        body_list_.empty() && hs_list_.empty()) {
         uv_timer_stop(&sweep_timer_);
         sweep_armed_ = false;
     }

@@ -11,6 +11,10 @@
 #include "http/response.hpp"
 #include "net/bufpool.hpp"
 #include "net/timer_list.hpp"
+#include "net/tls.hpp"
+
+#include <memory>
+#include <string>
 
 namespace luath::net {
 
@@ -29,6 +33,9 @@ struct Config {
     std::uint32_t read_buffer_size = 16384;
     std::uint32_t max_connections = 0;            // 0: no limit
     std::uint64_t max_requests = 0;               // stop gracefully after this many requests; 0: never
+    std::uint32_t tls_handshake_timeout_ms = 10000;
+    bool tls = false;                             // terminate TLS with `tls_config`
+    TlsConfig tls_config;
 };
 
 // The application side of the server (WSGI, ASGI). Every callback runs on the loop thread.
@@ -105,6 +112,10 @@ public:
     TimerList& linger_list() { return linger_list_; }
     TimerList& write_list() { return write_list_; }
     TimerList& body_list() { return body_list_; }
+    TimerList& handshake_list() { return hs_list_; }
+    TlsContext* tls_context() const { return tls_.get(); }
+    // Why the TLS context could not be made (bad certificate, key, ...); empty when fine.
+    const std::string& tls_error() const { return tls_error_; }
     void arm_sweep();
     // A request head was parsed (counts toward max_requests).
     void count_request() {
@@ -135,7 +146,9 @@ private:
     std::vector<Listener*> listeners_;
     std::vector<Connection*> free_conns_;
     std::size_t nconns_ = 0;
-    TimerList ka_list_, head_list_, linger_list_, write_list_, body_list_;
+    TimerList ka_list_, head_list_, linger_list_, write_list_, body_list_, hs_list_;
+    std::unique_ptr<TlsContext> tls_;
+    std::string tls_error_;
     uv_timer_t sweep_timer_;
     uv_timer_t grace_timer_;
     uv_prepare_t prepare_;
