@@ -707,6 +707,7 @@ void Connection::do_close() {
     release_buffer();
     tls_.reset();
     uv_poll_stop(&poll_);
+    server_.mark_dirty();  // the close completes (and the fd is closed) inside the next uv_run
     uv_close(reinterpret_cast<uv_handle_t*>(&poll_), &Connection::on_closed);
 }
 
