@@ -230,8 +230,20 @@ void Connection::on_readable() {
     }
     rend_ += static_cast<std::uint32_t>(n);
     process_buffer();
-    // TLS may hold decrypted bytes the socket will not signal again: take them now.
-    if (tls_buffered() && state_ == State::Head && !backpressured_ && rend_ < rcap_) on_readable();
+}
+
+void Connection::resume_reading() {
+    // With TLS, bytes may wait in the session that the socket will not signal again: pull them into
+    // the buffer now (the handler takes them on its next read; no on_input from inside its call).
+    if (state_ == State::App && tls_buffered() && rbuf_) {
+        if (rend_ == rcap_) compact();
+        while (rend_ < rcap_ && tls_buffered()) {
+            long n = io_recv(rbuf_ + rend_, rcap_ - rend_);
+            if (n <= 0) break;
+            rend_ += static_cast<std::uint32_t>(n);
+        }
+    }
+    update_poll();
 }
 
 void Connection::read_during_app() {
@@ -367,6 +379,8 @@ void Connection::process_buffer() {
     }
     if (state_ == State::Closed) return;
     flush();
+    // TLS may hold bytes already taken from the socket, which poll will not report again.
+    if (tls_buffered() && state_ == State::Head && !backpressured_ && (!rbuf_ || rend_ < rcap_)) on_readable();
 }
 
 void Connection::dispatch(const http::Request& req) {

@@ -62,7 +62,7 @@ public:
     // Sends 100 Continue now if the client expects it (without waiting for the socket).
     void continue_async();
     // After the handler consumed buffered body bytes: read again if reading had paused on a full buffer.
-    void resume_reading() { update_poll(); }
+    void resume_reading();
     bool peer_closed() const { return peer_closed_; }
     // The TLS session, or null on a plaintext connection.
     const TlsSession* tls() const { return tls_.get(); }
