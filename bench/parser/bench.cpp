@@ -116,12 +116,33 @@ std::function<double(int)> timed(F f) {
 }
 
 volatile std::size_t g_sink;
+bool g_int3 = std::getenv("LUATH_BENCH_NO_INT3") == nullptr;  // set it to profile --count with callgrind
 
 }  // namespace
 
+// Instruction-count mode (run under bench/parser/count_insns.c, which counts the instructions executed
+// between two int3 markers): one parser's loop of `iters` parses between two markers. Two regions per
+// parser, 1 and 1 + K parses: their difference / K is the exact count per parse, loop overhead excluded.
+__attribute__((noinline)) void counted(const std::function<double(int)>& run, int iters) {
+#if defined(__x86_64__)
+    if (g_int3) __asm__ volatile("int3" ::: "memory");
+    g_sink = static_cast<std::size_t>(run(iters));
+    if (g_int3) __asm__ volatile("int3" ::: "memory");
+#else
+    g_sink = static_cast<std::size_t>(run(iters));
+#endif
+}
+
 int main(int argc, char** argv) {
-    const int runs = argc > 1 ? std::atoi(argv[1]) : 9;
-    const int iters = argc > 2 ? std::atoi(argv[2]) : 200000;
+    // parser_bench RUNS ITERS              timing mode: JSON with the median ns per request
+    // parser_bench --count REQ K [P]       instruction-count mode (under count_insns, x86-64): for request
+    //                                      REQ, each parser (or only the P-th) runs 1 and then 1 + K parses
+    //                                      inside int3 markers; prints the parser names, one per line.
+    const bool count_mode = argc > 1 && std::strcmp(argv[1], "--count") == 0;
+    const int count_req = count_mode && argc > 2 ? std::atoi(argv[2]) : -1;
+    const int count_only = count_mode && argc > 4 ? std::atoi(argv[4]) : -1;
+    const int runs = count_mode ? 1 : argc > 1 ? std::atoi(argv[1]) : 9;
+    const int iters = argc > (count_mode ? 3 : 2) ? std::atoi(argv[count_mode ? 3 : 2]) : 200000;
     struct Req {
         const char* name;
         std::string text;
@@ -135,14 +156,16 @@ int main(int argc, char** argv) {
     auto luath_req = std::make_unique<Request>();
     const Limits limits;
 
-    std::printf("{\"runs\": %d, \"iters\": %d, \"results\": [\n", runs, iters);
+    if (!count_mode) std::printf("{\"runs\": %d, \"iters\": %d, \"results\": [\n", runs, iters);
     bool first = true;
     auto emit = [&](const char* parser, const Req& r, double ns) {
         std::printf("%s  {\"parser\": \"%s\", \"request\": \"%s\", \"bytes\": %zu, \"headers\": %d, \"ns\": %.1f}",
                     first ? "" : ",\n", parser, r.name, r.text.size(), r.headers, ns);
         first = false;
     };
-    for (const Req& r : reqs) {
+    for (std::size_t ri = 0; ri < reqs.size(); ++ri) {
+        const Req& r = reqs[ri];
+        if (count_mode && static_cast<int>(ri) != count_req) continue;
         // Copy into an exact-size heap buffer (like a socket read buffer).
         std::unique_ptr<char[]> buf(new char[r.text.size()]);
         std::memcpy(buf.get(), r.text.data(), r.text.size());
@@ -249,6 +272,16 @@ int main(int argc, char** argv) {
                               {}});
         }
 #endif
+        if (count_mode) {
+            for (std::size_t k = 0; k < rounds.size(); ++k) {
+                if (count_only >= 0 && static_cast<int>(k) != count_only) continue;
+                rounds[k].run(1);  // warm up (lazy binding, first-touch) outside the counted regions
+                counted(rounds[k].run, 1);
+                counted(rounds[k].run, 1 + iters);
+                std::printf("%s\n", rounds[k].name.c_str());
+            }
+            continue;
+        }
         for (auto& rd : rounds) rd.run(iters / 10);  // warm up
         for (int k = 0; k < runs; ++k)
             for (auto& rd : rounds) rd.samples.push_back(rd.run(iters));
@@ -257,6 +290,6 @@ int main(int argc, char** argv) {
             emit(rd.name.c_str(), r, rd.samples[rd.samples.size() / 2]);
         }
     }
-    std::printf("\n]}\n");
+    if (!count_mode) std::printf("\n]}\n");
     return 0;
 }

@@ -31,7 +31,7 @@ def cli_path() -> pathlib.Path:
         return pathlib.Path(env)
     srcs = sorted(p for p in (ROOT / "src/core/http").glob("*.cpp") if p.name != "response.cpp")
     srcs.append(ROOT / "tests/cpp/parse_cli.cpp")
-    hdrs = sorted((ROOT / "src/core/http").glob("*.hpp"))
+    hdrs = sorted((ROOT / "src/core/http").glob("*.hpp")) + sorted((ROOT / "src/core/http").glob("*.inc"))
     h = hashlib.sha1()
     for p in srcs + hdrs:
         h.update(p.name.encode())

@@ -9,7 +9,9 @@
 //     line never reports something different from what the complete line would;
 //   * message-level rules (Host, Content-Length, Transfer-Encoding, ...) are applied once the empty line
 //     ending the head has arrived.
-// Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
+// A head seen from its start (fresh HeadState) first goes through fast_head, a one-pass version of the same
+// rules for the common case, which gives up (leaving the decision to the line-by-line path) on anything
+// unusual. Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
 // a call that did not see the request line, the head is parsed once more from the start: O(total) overall.
 #include <array>
 #include <cstring>
@@ -135,23 +137,26 @@ bool valid_authority(std::string_view a, bool require_port) {
         if (i == n || i == 1) return false;
         ++i;  // ']'
     } else {
-        while (i < n && a[i] != ':') {
-            if (a[i] == '%') {
+        for (;;) {
+            while (i + 8 <= n && (cls(a[i]) & cls(a[i + 1]) & cls(a[i + 2]) & cls(a[i + 3]) & cls(a[i + 4]) &
+                                  cls(a[i + 5]) & cls(a[i + 6]) & cls(a[i + 7]) & kRegName))
+                i += 8;
+            while (i < n && (cls(a[i]) & kRegName)) ++i;
+            if (i < n && a[i] == '%') {
                 if (i + 2 >= n || !(cls(a[i + 1]) & kHex) || !(cls(a[i + 2]) & kHex)) return false;
                 i += 3;
                 continue;
             }
-            if (!(cls(a[i]) & kRegName)) return false;
-            ++i;
+            break;
         }
-        if (i == 0) return false;
+        if (i == 0) return false;  // empty host, or an invalid first byte (reported below too)
     }
     if (i == n) return !require_port;
     if (a[i] != ':') return false;
     ++i;
     if (require_port && i == n) return false;
     for (; i < n; ++i)
-        if (a[i] < '0' || a[i] > '9') return false;
+        if (static_cast<unsigned char>(a[i] - '0') > 9) return false;
     return true;
 }
 
@@ -313,28 +318,85 @@ inline bool parse_content_length(std::string_view v, std::uint64_t& out) {
     return true;
 }
 
+// Whether p[0..N-1) (a field name or value: tchar / field-value bytes only, no CTL but HTAB) equals the
+// literal `lit` of lowercase letters, digits and '-', case-insensitively; the caller has checked the
+// length. Word loads OR 0x20 are exact for such bytes: only an uppercase letter becomes a lowercase one,
+// and a digit or '-' could only come from a CTL (0x10-0x19, 0x0d), which these bytes never are.
+template <std::size_t N>
+inline bool lc_is(const char* p, const char (&lit)[N]) {
+    constexpr std::size_t L = N - 1;
+    static_assert(L >= 2);
+    auto word = [](const char* q, auto w) {
+        std::memcpy(&w, q, sizeof w);
+        return w;
+    };
+    auto eq = [&](std::size_t off, auto w) {
+        using W = decltype(w);
+        constexpr W k20 = static_cast<W>(0x2020202020202020ull);
+        return static_cast<W>(word(p + off, W{}) | k20) == word(lit + off, W{});
+    };
+    if constexpr (L >= 8) {
+        for (std::size_t i = 0; i + 8 <= L; i += 8)
+            if (!eq(i, std::uint64_t{})) return false;
+        return L % 8 == 0 || eq(L - 8, std::uint64_t{});
+    } else if constexpr (L >= 4) {
+        return eq(0, std::uint32_t{}) && eq(L - 4, std::uint32_t{});
+    } else {
+        return eq(0, std::uint16_t{}) && eq(L - 2, std::uint16_t{});
+    }
+}
+
+// The field names note_field looks at (te, host, expect, upgrade, connection, content-length,
+// transfer-encoding): the other names are skipped with one look-up by (length, first letter).
+constexpr std::array<char, 32> kNotedFirst = [] {
+    std::array<char, 32> t{};
+    t[2] = 't';
+    t[4] = 'h';
+    t[6] = 'e';
+    t[7] = 'u';
+    t[10] = 'c';
+    t[14] = 'c';
+    t[17] = 't';
+    return t;
+}();
+// `name` is a (non-empty) token.
+inline bool maybe_noted(std::string_view name) {
+    return name.size() < kNotedFirst.size() && kNotedFirst[name.size()] == (name[0] | 0x20);
+}
+
 inline void note_field(Semantics& s, std::string_view name, std::string_view value) {
+    const char* n = name.data();
     switch (name.size()) {
         case 2:
-            if (ieq(name, "te")) {
+            if (lc_is(n, "te")) {
                 for_each_element(value, [&](std::string_view el) {
                     if (ieq(element_name(el), "trailers")) s.te_trailers = true;
                 });
             }
             break;
         case 4:
-            if (ieq(name, "host")) {
+            if (lc_is(n, "host")) {
                 if (s.host_count++ == 0) s.host = value;
             }
             break;
         case 6:
-            if (ieq(name, "expect") && ieq(value, "100-continue")) s.expect_continue = true;
+            if (lc_is(n, "expect") && value.size() == 12 && lc_is(value.data(), "100-continue"))
+                s.expect_continue = true;
             break;
         case 7:
-            if (ieq(name, "upgrade") && !value.empty()) s.upgrade_header = true;
+            if (lc_is(n, "upgrade") && !value.empty()) s.upgrade_header = true;
             break;
         case 10:
-            if (ieq(name, "connection")) {
+            if (lc_is(n, "connection")) {
+                // The usual single-option values first (same result as the list walk below).
+                if (value.size() == 10 && lc_is(value.data(), "keep-alive")) {
+                    s.conn_keep_alive = true;
+                    break;
+                }
+                if (value.size() == 5 && lc_is(value.data(), "close")) {
+                    s.conn_close = true;
+                    break;
+                }
                 for_each_element(value, [&](std::string_view el) {
                     if (ieq(el, "close")) s.conn_close = true;
                     else if (ieq(el, "keep-alive")) s.conn_keep_alive = true;
@@ -343,7 +405,7 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
             }
             break;
         case 14:
-            if (ieq(name, "content-length")) {
+            if (lc_is(n, "content-length")) {
                 std::uint64_t x = 0;
                 if (!parse_content_length(value, x)) s.cl_bad = true;
                 else if (s.cl_count != 0 && x != s.cl) s.cl_conflict = true;
@@ -352,7 +414,7 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
             }
             break;
         case 17:
-            if (ieq(name, "transfer-encoding")) {
+            if (lc_is(n, "transfer-encoding")) {
                 ++s.te_lines;
                 const std::uint32_t before = s.te_elements;
                 for_each_element(value, [&](std::string_view el) {
@@ -466,7 +528,8 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
             const std::size_t index0 = lines - nlead - 1;
             const std::size_t cap = index0 < max_headers ? max_headers - index0 : 0;
             const char* next = nullptr;
-            const std::size_t n = scan::fields(buf + ls, buf + len, req.headers + index0, cap, &next);
+            const std::size_t n = scan::fields(buf, buf + ls, buf + len, req.headers + index0, cap,
+                                               limits.max_field_size, &next);
             const std::size_t head_start = 2 * static_cast<std::size_t>(nlead);
             for (std::size_t i = 0; i < n; ++i) {
                 const Header& h = req.headers[index0 + i];
@@ -477,7 +540,7 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
                                                 limits.max_head_size, Error::HeadTooLarge);
                 if (lerr != Error::None) return fail(lerr);
                 req.num_headers = static_cast<std::uint32_t>(index0 + i + 1);
-                note_field(sem, h.name, h.value);
+                if (maybe_noted(h.name)) note_field(sem, h.name, h.value);
                 ++lines;
                 ls = scan = next_ls;
             }
@@ -545,16 +608,119 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
     }
 }
 
+// The whole head in one pass, for a call with a fresh HeadState: the request line (origin-form target,
+// HTTP/1.0 or 1.1) scanned once, the field lines with scan::fields (limits checked per line with lengths),
+// the message semantics only for the few field names that matter. Returns false, leaving the rest to
+// run(), as soon as anything is unusual: an incomplete head, an error of any kind, another target form,
+// leading empty lines, a field line scan::fields does not take, a limit that might be exceeded. When it
+// returns true, req, st and the result are exactly what run() would give.
+bool fast_head(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st,
+               ParseResult& out) {
+    if (len < 18) return false;  // "GET / HTTP/1.1\r\n\r\n" is the shortest complete head
+    const char* const end = buf + len;
+
+    // Method.
+    std::uint32_t w4;
+    std::memcpy(&w4, buf, 4);
+    auto word4 = [](const char* lit) {
+        std::uint32_t w;
+        std::memcpy(&w, lit, 4);
+        return w;
+    };
+    std::size_t mlen;
+    Method mid;
+    if (w4 == word4("GET ")) {
+        mlen = 3;
+        mid = Method::Get;
+    } else if (w4 == word4("POST") && buf[4] == ' ') {
+        mlen = 4;
+        mid = Method::Post;
+    } else {
+        const char* p = buf;
+        while (p < end && (cls(*p) & kTchar)) ++p;
+        if (p == buf || p == end || *p != ' ') return false;
+        mlen = static_cast<std::size_t>(p - buf);
+        mid = method_id(buf, mlen);
+        if (mid == Method::Connect) return false;
+    }
+
+    // Target (origin-form only) and version.
+    const char* t = buf + mlen + 1;
+    if (t == end || *t != '/') return false;
+    const char* sp = scan::target(t, end);
+    if (end - sp < 11 || *sp != ' ') return false;  // " HTTP/1.x\r\n"
+    std::uint64_t ver;
+    std::memcpy(&ver, sp + 1, 8);
+    std::uint64_t v11, v10;
+    std::memcpy(&v11, "HTTP/1.1", 8);
+    std::memcpy(&v10, "HTTP/1.0", 8);
+    std::uint8_t minor;
+    if (ver == v11) minor = 1;
+    else if (ver == v10) minor = 0;
+    else return false;
+    if (sp[9] != '\r' || sp[10] != '\n') return false;
+    if (static_cast<std::size_t>(sp + 9 - buf) > limits.max_request_line) return false;
+
+    // Field lines, up to the empty line.
+    const std::size_t max_headers = limits.max_headers < kMaxHeadersCap ? limits.max_headers : kMaxHeadersCap;
+    const char* next = nullptr;
+    const std::size_t n = scan::fields(buf, sp + 11, end, req.headers, max_headers, limits.max_field_size, &next);
+    if (end - next < 2 || next[0] != '\r' || next[1] != '\n') return false;
+    const std::size_t head_end = static_cast<std::size_t>(next + 2 - buf);
+    if (head_end > limits.max_head_size) return false;
+
+    reset_request(req);
+    req.method = std::string_view(buf, mlen);
+    req.method_id = mid;
+    const std::size_t tlen = static_cast<std::size_t>(sp - t);
+    req.target = std::string_view(t, tlen);
+    req.version_minor = minor;
+    req.keep_alive = minor == 1;
+    if (const void* q = std::memchr(t, '?', tlen)) {
+        const char* qc = static_cast<const char*>(q);
+        req.path = std::string_view(t, static_cast<std::size_t>(qc - t));
+        req.query = std::string_view(qc + 1, static_cast<std::size_t>(t + tlen - qc - 1));
+    } else {
+        req.path = req.target;
+    }
+    req.num_headers = static_cast<std::uint32_t>(n);
+
+    Semantics sem;
+    for (std::size_t i = 0; i < n; ++i) {
+        const Header& h = req.headers[i];
+        if (maybe_noted(h.name)) note_field(sem, h.name, h.value);
+    }
+    if (finish(req, sem, limits) != Error::None) return false;
+    st.line_start = static_cast<std::size_t>(next - buf);
+    st.scanned = head_end;
+    st.lines = static_cast<std::uint32_t>(n + 1);
+    st.reserved = 0;
+    out = ParseResult{Status::Complete, Error::None, head_end};
+    return true;
+}
+
+inline bool is_fresh(const HeadState& st) {
+    return st.scanned == 0 && st.lines == 0 && st.reserved == 0 && st.line_start == 0;
+}
+
 }  // namespace
+
+bool g_fast_head = true;
 
 ParseResult parse_request_head(const char* buf, std::size_t len, Request& req, const Limits& limits,
                                HeadState& st) {
+    ParseResult r;
+    // A fresh state sees the head from its start: try the one-pass path first. It gives up on anything
+    // unusual (then run() below decides, from the same fresh state), and is tried at most once per head
+    // with a non-empty buffer (run() leaves st non-fresh), so the total stays O(n).
+    if (g_fast_head && is_fresh(st) && fast_head(buf, len, req, limits, st, r)) return r;
     bool needs_reparse = false;
-    const ParseResult r = run(buf, len, req, limits, st, needs_reparse);
+    r = run(buf, len, req, limits, st, needs_reparse);
     if (!needs_reparse) return r;
     // The head completed, but earlier calls saw part of it: their views may dangle and the message-level
     // state was not kept. Parse the (now known valid line by line) head again in one pass.
     HeadState fresh{};
+    if (g_fast_head && fast_head(buf, len, req, limits, fresh, r)) return r;
     return run(buf, len, req, limits, fresh, needs_reparse);
     // (st is left as is: after Complete the caller resets it for the next request.)
 }

@@ -120,24 +120,26 @@ inline int token_mask16(__m128i x) {
     return _mm_movemask_epi8(ok);
 }
 
-// PCMPESTRI with ranges: index of the first byte inside one of the ranges (16 when none).
+// PCMPESTRI with the ranges of allowed bytes, negated: index of the first byte outside all of them (16 when
+// none). (Negative polarity rather than the forbidden ranges: same cost, and valgrind can run this mode.)
+constexpr int kOutsideRanges = _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_NEGATIVE_POLARITY | _SIDD_LEAST_SIGNIFICANT;
 LUATH_SCAN_INLINE const char* find_value(const char* p, const char* end) {
-    static const char kRanges[16] = "\x00\x08\x0a\x1f\x7f\x7f";
+    static const char kRanges[16] = "\x09\x09\x20\x7e\x80\xff";
     const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRanges));
     while (end - p >= 16) {
         const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const int i = _mm_cmpestri(r, 6, x, 16, _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        const int i = _mm_cmpestri(r, 6, x, 16, kOutsideRanges);
         if (i != 16) return p + i;
         p += 16;
     }
     return tail(p, end, kValue);
 }
 LUATH_SCAN_INLINE const char* find_target(const char* p, const char* end) {
-    static const char kRanges[16] = "\x00\x20\x7f\x7f##";
+    static const char kRanges[16] = "\x21\x22\x24\x7e\x80\xff";
     const __m128i r = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRanges));
     while (end - p >= 16) {
         const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const int i = _mm_cmpestri(r, 6, x, 16, _SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_LEAST_SIGNIFICANT);
+        const int i = _mm_cmpestri(r, 6, x, 16, kOutsideRanges);
         if (i != 16) return p + i;
         p += 16;
     }
@@ -152,6 +154,29 @@ LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) {
     return tail(p, end, kTchar);
 }
 
+// The block classifier of scan_fields.inc (constants set up once per call of fields()).
+struct Block {
+    __m128i lo_t, hi_t, nib, c1f, tab, del;
+    // (A user-provided constructor: an implicit one would not get the target pragma.)
+    LUATH_SCAN_INLINE Block()
+        : lo_t(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokLo.data()))),
+          hi_t(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokHi.data()))),
+          nib(_mm_set1_epi8(0x0f)),
+          c1f(_mm_set1_epi8(0x1f)),
+          tab(_mm_set1_epi8('\t')),
+          del(_mm_set1_epi8(0x7f)) {}
+    LUATH_SCAN_INLINE void masks(const char* q, std::uint32_t& tok, std::uint32_t& val) const {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i lo = _mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        tok = static_cast<std::uint32_t>(
+            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128())));
+        const __m128i le1f = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x);
+        val = static_cast<std::uint32_t>(_mm_movemask_epi8(
+            _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), le1f), _mm_cmpeq_epi8(x, del))));
+    }
+};
+#define LUATH_SCAN_BLOCK 16
 #include "http/scan_fields.inc"
 
 }  // namespace sse42
@@ -222,6 +247,29 @@ LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) {
     return sse42::find_token(p, end);
 }
 
+// The block classifier of scan_fields.inc (constants set up once per call of fields()).
+struct Block {
+    __m256i lo_t, hi_t, nib, c1f, tab, del;
+    // (A user-provided constructor: an implicit one would not get the target pragma.)
+    LUATH_SCAN_INLINE Block()
+        : lo_t(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokLo.data())))),
+          hi_t(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kTokHi.data())))),
+          nib(_mm256_set1_epi8(0x0f)),
+          c1f(_mm256_set1_epi8(0x1f)),
+          tab(_mm256_set1_epi8('\t')),
+          del(_mm256_set1_epi8(0x7f)) {}
+    LUATH_SCAN_INLINE void masks(const char* q, std::uint32_t& tok, std::uint32_t& val) const {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+        tok = static_cast<std::uint32_t>(
+            _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256())));
+        const __m256i le1f = _mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x);
+        val = static_cast<std::uint32_t>(_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_andnot_si256(_mm256_cmpeq_epi8(x, tab), le1f), _mm256_cmpeq_epi8(x, del))));
+    }
+};
+#define LUATH_SCAN_BLOCK 32
 #include "http/scan_fields.inc"
 
 }  // namespace avx2

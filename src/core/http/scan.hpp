@@ -21,6 +21,10 @@ bool set_scan_impl(ScanImpl impl);
 ScanImpl scan_impl();
 const char* scan_impl_name(ScanImpl impl);
 
+// Test hook: whether parse_request_head may take its one-pass path for a head seen from its start (default
+// true). With false every head goes through the line-by-line path, the reference for the one-pass one.
+extern bool g_fast_head;
+
 namespace scan {
 
 struct Fns {
@@ -30,11 +34,14 @@ struct Fns {
     const char* (*target)(const char* p, const char* end);
     // First byte that is not a tchar (RFC 9110 5.6.2); end when none.
     const char* (*token)(const char* p, const char* end);
-    // Parses consecutive "clean" field lines (token ":" OWS *field-value-byte CRLF, value OWS-trimmed)
-    // starting at the line start p, at most `cap` of them, into out[]. Stops at the first line that is not
-    // clean or not complete (including the empty line ending the head). Returns the number parsed; *next
-    // is the start of the first line not parsed.
-    std::size_t (*fields)(const char* p, const char* end, Header* out, std::size_t cap, const char** next);
+    // Parses consecutive "clean" field lines (token ":" OWS *field-value-byte CRLF, value OWS-trimmed, at
+    // most max_line bytes before the CRLF) starting at the line start p, at most `cap` of them, into out[].
+    // Stops at the first line that is not clean or not complete (including the empty line ending the
+    // head). Returns the number parsed; *next is the start of the first line not parsed. Reads only bytes
+    // in [begin, end) (begin <= p: the start of the buffer, which lets the last lines be read with whole
+    // vector loads).
+    std::size_t (*fields)(const char* begin, const char* p, const char* end, Header* out, std::size_t cap,
+                          std::size_t max_line, const char** next);
 };
 
 extern Fns g_fns;  // the implementation in use
@@ -42,8 +49,9 @@ extern Fns g_fns;  // the implementation in use
 inline const char* value(const char* p, const char* end) { return g_fns.value(p, end); }
 inline const char* target(const char* p, const char* end) { return g_fns.target(p, end); }
 inline const char* token(const char* p, const char* end) { return g_fns.token(p, end); }
-inline std::size_t fields(const char* p, const char* end, Header* out, std::size_t cap, const char** next) {
-    return g_fns.fields(p, end, out, cap, next);
+inline std::size_t fields(const char* begin, const char* p, const char* end, Header* out, std::size_t cap,
+                          std::size_t max_line, const char** next) {
+    return g_fns.fields(begin, p, end, out, cap, max_line, next);
 }
 
 }  // namespace scan
