@@ -189,18 +189,21 @@ class Worker:
         if not await lifespan.startup():
             log.error("application startup failed: %s", lifespan.error)
             return 3
-        host, port = self.sock.getsockname()[:2]
+        from ._sockets import server_address
+
+        socks = self.sock if isinstance(self.sock, (list, tuple)) else [self.sock]
+        host, port = server_address(socks[0])  # (path, None) on a unix socket
         base_scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "scheme": "http",
+            "scheme": "https" if self.cfg.ssl_certfile else "http",
             "root_path": self.cfg.root_path,
-            "server": (str(host), int(port)),
+            "server": (host, port),
             "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
         }
         self.server = _core.AsgiServer(
             self.app,
-            [self.sock.fileno()],
+            [s.fileno() for s in socks],
             self.cfg.engine_options(),
             base_scope,
             self._spawn,

@@ -29,14 +29,16 @@ class FileWrapper:
             close()
 
 
-def base_environ(server_name: str, server_port: int, script_name: str, multiprocess: bool) -> dict:
-    """The keys every request shares; the engine copies this dict and adds the request's own."""
+def base_environ(server_name: str, server_port: int, script_name: str, multiprocess: bool,
+                 url_scheme: str = "http") -> dict:
+    """The keys every request shares; the engine copies this dict and adds the request's own.
+    url_scheme is "https" when the server does TLS."""
     return {
         "SCRIPT_NAME": script_name,
         "SERVER_NAME": server_name,
         "SERVER_PORT": str(server_port),
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
+        "wsgi.url_scheme": url_scheme,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from . import _logging, supervisor
+from . import _logconfig, _logging, _proxy, _tls, supervisor
 from .config import Config
 
 
@@ -49,16 +49,20 @@ def is_asgi(app) -> bool:
 
 def _wsgi_worker(app, cfg: Config):
     from . import _core
+    from ._sockets import wsgi_server_name
     from ._wsgi import FileWrapper, base_environ
 
-    def work(sock, multiprocess: bool):
-        host, port = sock.getsockname()[:2] if isinstance(sock.getsockname(), tuple) else (cfg.host, cfg.port)
-        environ = base_environ(str(host), int(port), cfg.root_path, multiprocess)
+    app = _proxy.wrap(app, "wsgi", cfg)
+
+    def work(socks, multiprocess: bool):
+        socks = socks if isinstance(socks, (list, tuple)) else [socks]
+        host, port = wsgi_server_name(socks[0])
+        environ = base_environ(str(host), int(port), cfg.root_path, multiprocess, _tls.scheme(cfg))
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             _core.serve_wsgi(
                 app,
-                [sock.fileno()],
+                [s.fileno() for s in socks],
                 cfg.engine_options(),
                 environ,
                 FileWrapper,
@@ -74,14 +78,74 @@ def _wsgi_worker(app, cfg: Config):
     return work
 
 
+def _loader(app, cfg: Config, interface: str, factory: bool, build):
+    """load() for the supervisor: the application object as given, or "module:app" imported (and the
+    factory called) in the process that serves."""
+    if not isinstance(app, str):
+        return lambda: build(app)
+
+    def load():
+        obj = import_app(app, factory=factory)
+        kind = interface if interface != "auto" else ("asgi" if is_asgi(obj) else "wsgi")
+        if kind != build.interface:
+            raise TypeError(f"{app} is an {kind.upper()} application, expected {build.interface.upper()}")
+        return build(obj)
+
+    return load
+
+
+class AppLoadError(Exception):
+    """The application cannot be imported; str() is the one-line reason."""
+
+
+def probe_app(spec: str, factory: bool = False, interface: str = "auto") -> str:
+    """Import "module:app" in a forked child (so this process stays free of application code, and
+    SIGHUP can reload it in fresh workers) and return its interface, "wsgi" or "asgi"; AppLoadError
+    with a one-line reason if it cannot be loaded."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            obj = import_app(spec, factory=factory)
+            kind = interface if interface != "auto" else ("asgi" if is_asgi(obj) else "wsgi")
+            msg = "ok " + kind
+        except BaseException as e:  # noqa: BLE001 - reported by the parent
+            msg = f"err {type(e).__name__}: {e}"
+        try:
+            os.write(w, msg.encode("utf-8", "replace")[:4000])
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        chunks.append(f.read())
+    os.waitpid(pid, 0)
+    msg = b"".join(chunks).decode("utf-8", "replace")
+    if msg.startswith("ok "):
+        return msg[3:]
+    reason = msg[4:] if msg.startswith("err ") else "the process importing it died"
+    raise AppLoadError(reason.splitlines()[0] if reason else "unknown error")
+
+
 def serve(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **options) -> None:
     """Serve a WSGI application until SIGINT or SIGTERM.
 
-    Options are the fields of luath.Config (limits, timeouts, backlog, root_path, log_level).
+    Options are the fields of luath.Config (limits, timeouts, backlog, root_path, log_level, uds, fd,
+    max_requests, access_log, proxy_headers, ...). app may be "module:app": then each worker imports it
+    (and SIGHUP reloads the code); an application object is forked with the workers as it is.
     """
+    factory = options.pop("factory", False)
     cfg = Config.from_kwargs(host=host, port=port, workers=workers, **options)
-    _logging.setup(cfg.log_level)
-    supervisor.serve(_wsgi_worker(app, cfg), cfg)
+    if isinstance(app, str) and not cfg.app_name:
+        cfg.app_name = app
+    _logconfig.setup(cfg)
+
+    def build(obj):
+        return _wsgi_worker(obj, cfg)
+
+    build.interface = "wsgi"
+    supervisor.serve(_loader(app, cfg, "wsgi", factory, build), cfg)
 
 
 def serve_asgi(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, lifespan: str = "auto",
@@ -96,22 +160,43 @@ def serve_asgi(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     if lifespan not in ("auto", "on", "off"):
         raise ValueError(f"lifespan must be auto, on or off, not {lifespan!r}")
     new_event_loop(loop).close()  # fail early on a loop that cannot be had
+    factory = options.pop("factory", False)
     cfg = Config.from_kwargs(host=host, port=port, workers=workers, **options)
-    _logging.setup(cfg.log_level)
-    supervisor.serve(asgi_worker(app, cfg, lifespan, loop), cfg)
+    if isinstance(app, str) and not cfg.app_name:
+        cfg.app_name = app
+    _logconfig.setup(cfg)
+
+    def build(obj):
+        return asgi_worker(_proxy.wrap(obj, "asgi", cfg), cfg, lifespan, loop)
+
+    build.interface = "asgi"
+    supervisor.serve(_loader(app, cfg, "asgi", factory, build), cfg)
 
 
 def run(app, interface: str = "auto", factory: bool = False, **options) -> None:
-    """Serve "module:app" (or an application object), choosing WSGI or ASGI by `interface`."""
+    """Serve "module:app" (or an application object), choosing WSGI or ASGI by `interface`.
+
+    With a supervisor (several workers, max_requests) "module:app" is imported only in a throwaway
+    child here (to check it and find its interface) and then by each worker, so SIGHUP serves new code.
+    """
+    if interface not in ("auto", "wsgi", "asgi"):
+        raise ValueError(f"interface must be auto, wsgi or asgi, not {interface!r}")
     if isinstance(app, str):
-        app = import_app(app, factory=factory)
+        cfg = Config.from_kwargs(**{k: v for k, v in options.items() if k not in ("lifespan", "loop")})
+        if cfg.supervised:
+            interface = probe_app(app, factory=factory, interface=interface)
+        else:
+            try:
+                obj = import_app(app, factory=factory)
+            except Exception as e:  # noqa: BLE001 - one line for the command
+                raise AppLoadError(f"{type(e).__name__}: {e}") from None
+            options.setdefault("app_name", app)
+            app, factory = obj, False
     if interface == "auto":
         interface = "asgi" if is_asgi(app) else "wsgi"
     lifespan = options.pop("lifespan", "auto")
     loop = options.pop("loop", "auto")
     if interface == "asgi":
-        serve_asgi(app, lifespan=lifespan, loop=loop, **options)
-    elif interface == "wsgi":
-        serve(app, **options)
+        serve_asgi(app, lifespan=lifespan, loop=loop, factory=factory, **options)
     else:
-        raise ValueError(f"interface must be auto, wsgi or asgi, not {interface!r}")
+        serve(app, factory=factory, **options)

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     local_ = local;
     state_ = State::Head;
     close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = peer_closed_ = false;
+    served_ = 0;
     keep_alive_ = true;
     poll_events_ = 0;
     rstart_ = rend_ = 0;
@@ -414,6 +416,7 @@ void Connection::dispatch(const http::Request& req) {
     waiting_drain_ = false;
     state_ = State::App;
     in_handler_ = true;
+    ++served_;
     server_.count_request();  // may start a graceful stop: this response then says Connection: close
     server_.handler().on_request(*this, req);
     in_handler_ = false;
@@ -695,6 +698,12 @@ void Connection::begin_linger() {
     server_.linger_list().push(&timer, server_.now_ms() + server_.config().linger_ms);
     server_.arm_sweep();
     update_poll();
+}
+
+bool Connection::idle_for_shutdown() const {
+    if (served_ == 0 || rend_ > rstart_ || tls_buffered()) return false;
+    int unread = 0;
+    return ::ioctl(fd_, FIONREAD, &unread) != 0 || unread == 0;
 }
 
 void Connection::on_timeout(TimerList* which) {

@@ -94,6 +94,8 @@ public:
     void start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local);
     void close();
     void on_timeout(TimerList* which);
+    // Nothing of a request is here or on its way, and the connection has served one already.
+    bool idle_for_shutdown() const;
     Connection* all_prev = nullptr;
     Connection* all_next = nullptr;
     TimerNode timer;
@@ -136,6 +138,7 @@ private:
     bool waiting_drain_ = false;
     bool write_blocked_ = false;
     bool peer_closed_ = false;
+    std::uint32_t served_ = 0;  // requests dispatched on this connection
     sockaddr_storage peer_{};
     sockaddr_storage local_{};
 

@@ -100,11 +100,16 @@ void Server::stop() {
     maybe_finish();
 }
 
-// Connections waiting for a request are closed at once; the others close after their response.
+// Idle keep-alive connections are closed at once; the others close after their response. A
+// connection with a request already on its way (bytes buffered or unread in the socket), or one just
+// accepted that has not sent its first request yet, is served first: the client sent it before it
+// could know of the stop.
 void Server::close_idle() {
     for (Connection* c = all_head_; c;) {
         Connection* next = c->all_next;
-        if (c->state() == Connection::State::Head || c->state() == Connection::State::Handshake) c->close();
+        if (c->state() == Connection::State::Head || c->state() == Connection::State::Handshake) {
+            if (c->idle_for_shutdown()) c->close();
+        }
         c = next;
     }
 }
