@@ -1,0 +1,1 @@
+"""Benchmark applications (WSGI and ASGI) served by every peer."""

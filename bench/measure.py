@@ -1,0 +1,147 @@
+"""wrk runs, wrk output parsing, and CPU accounting from /proc."""
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from bench import LUA_DIR
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- CPU
+
+def cpu_core_jiffies(core: int) -> tuple:
+    """(busy, total) jiffies of one core from /proc/stat.
+
+    busy = user+nice+system+irq+softirq+steal = total - idle - iowait
+    (guest time is already included in user)."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                v = [int(x) for x in line.split()[1:]]
+                user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+                busy = user + nice + system + irq + softirq + steal
+                return busy, busy + idle + iowait
+    raise RuntimeError(f"cpu{core} not in /proc/stat")
+
+
+def session_cpu_ticks(sid: int) -> int:
+    """utime+stime (+ cutime+cstime of reaped children) summed over every
+    process in session `sid` -- i.e. the server and all its workers/threads."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(")") + 2:].split()
+        # rest[0]=state(3) rest[1]=ppid rest[2]=pgrp rest[3]=session ...
+        # utime(14) stime(15) cutime(16) cstime(17) -> rest[11..14]
+        if int(rest[3]) != sid:
+            continue
+        total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+    return total
+
+
+# ---------------------------------------------------------------- wrk
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out: str) -> dict:
+    r = {"requests": None, "rps": None, "p50_ms": None, "p75_ms": None, "p90_ms": None,
+         "p99_ms": None, "socket_errors": 0, "non2xx": 0, "duration_s": None}
+    for pct, key in (("50", "p50_ms"), ("75", "p75_ms"), ("90", "p90_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)\s*$", out, re.M)
+        if m:
+            r[key] = _ms(m.group(1))
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h),", out, re.M)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["duration_s"] = _ms(m.group(2) + m.group(3)) / 1e3
+    m = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        r["socket_errors"] = sum(int(x) for x in m.groups())
+        r["socket_error_detail"] = m.group(0)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        r["non2xx"] = int(m.group(1))
+    return r
+
+
+def wrk_command(url: str, duration: float, connections: int, threads: int, core: str,
+                script: Optional[str] = None, script_args=(), timeout_s: int = 5) -> list:
+    cmd = ["taskset", "-c", core, "wrk", f"-t{threads}", f"-c{connections}",
+           f"-d{duration:g}s", f"--timeout={timeout_s}s", "--latency"]
+    if script:
+        cmd += ["-s", str(Path(LUA_DIR) / script)]
+    cmd.append(url)
+    if script and script_args:
+        cmd += ["--", *script_args]
+    return cmd
+
+
+def run_wrk(cmd: list, duration: float) -> tuple:
+    """Run wrk; returns (parsed dict, raw stdout).  Never raises on wrk failure."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    except subprocess.TimeoutExpired:
+        return {"error": "wrk timed out"}, ""
+    out = p.stdout + ("\n" + p.stderr if p.stderr.strip() else "")
+    parsed = parse_wrk(p.stdout)
+    if p.returncode != 0 or parsed["requests"] is None:
+        parsed["error"] = f"wrk exit {p.returncode}: {(p.stderr or p.stdout).strip()[-200:]}"
+    return parsed, out
+
+
+def _cores(spec: str) -> list:
+    """taskset core list ("1", "1,2", "2-3") -> [ints]."""
+    out = []
+    for part in str(spec).split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+def measure(url: str, sid: int, server_core: int, duration: float, connections: int,
+            threads: int, client_core: str, script=None, script_args=()) -> dict:
+    """One measured wrk run with CPU accounting around it."""
+    cmd = wrk_command(url, duration, connections, threads, client_core, script, script_args)
+    client_cores = _cores(client_core)
+    busy0, total0 = cpu_core_jiffies(server_core)
+    cl0 = [cpu_core_jiffies(c) for c in client_cores]
+    proc0 = session_cpu_ticks(sid)
+    parsed, raw = run_wrk(cmd, duration)
+    busy1, total1 = cpu_core_jiffies(server_core)
+    cl1 = [cpu_core_jiffies(c) for c in client_cores]
+    proc1 = session_cpu_ticks(sid)
+    res = dict(parsed)
+    res["wrk_cmd"] = " ".join(cmd)
+    res["core_busy_s"] = (busy1 - busy0) / HZ
+    res["core_total_s"] = (total1 - total0) / HZ
+    res["core_util"] = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
+    res["proc_cpu_s"] = (proc1 - proc0) / HZ
+    cb = sum(b[0] - a[0] for a, b in zip(cl0, cl1))
+    ct = sum(b[1] - a[1] for a, b in zip(cl0, cl1))
+    res["client_util"] = cb / ct if ct > 0 else None
+    n = res.get("requests") or 0
+    if n > 0:
+        res["core_us_per_req"] = res["core_busy_s"] * 1e6 / n
+        res["proc_us_per_req"] = res["proc_cpu_s"] * 1e6 / n
+    res["raw"] = raw
+    return res
