@@ -9,6 +9,8 @@
 #include <cstring>
 
 #include "http/response.hpp"
+#include "http/uri.hpp"
+#include "py/common.hpp"
 #include "py/strings.hpp"
 
 namespace luath::wsgi {
@@ -65,74 +67,15 @@ bool init_keys() {
     return K.empty_bytes && K.disconnect_msg && PyDict_SetItem(K.disconnect_msg, K.type, K.http_disconnect) == 0;
 }
 
-int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 PyObject* decode_path(std::string_view path, std::string& scratch) {
-    if (path.find('%') == std::string_view::npos)
-        return PyUnicode_DecodeUTF8(path.data(), static_cast<Py_ssize_t>(path.size()), "replace");
-    scratch.clear();
-    for (std::size_t i = 0; i < path.size(); ++i) {
-        if (path[i] == '%' && i + 2 < path.size()) {
-            int hi = hexval(path[i + 1]), lo = hexval(path[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                scratch.push_back(static_cast<char>(hi * 16 + lo));
-                i += 2;
-                continue;
-            }
-        }
-        scratch.push_back(path[i]);
-    }
-    return PyUnicode_DecodeUTF8(scratch.data(), static_cast<Py_ssize_t>(scratch.size()), "replace");
-}
-
-PyObject* method_str(const http::Request& req) {
-    using py::S;
-    PyObject* s = nullptr;
-    switch (req.method_id) {
-        case http::Method::Get: s = S.GET; break;
-        case http::Method::Post: s = S.POST; break;
-        case http::Method::Head: s = S.HEAD; break;
-        case http::Method::Put: s = S.PUT; break;
-        case http::Method::Delete: s = S.DELETE; break;
-        case http::Method::Options: s = S.OPTIONS; break;
-        case http::Method::Patch: s = S.PATCH; break;
-        case http::Method::Connect: s = S.CONNECT; break;
-        case http::Method::Trace: s = S.TRACE; break;
-        case http::Method::Other: break;
-    }
-    if (s) {
-        Py_INCREF(s);
-        return s;
-    }
-    return PyUnicode_DecodeLatin1(req.method.data(), static_cast<Py_ssize_t>(req.method.size()), nullptr);
-}
-
-bool set_steal(PyObject* d, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
+    std::string_view d = http::percent_decode(path, scratch);
+    return PyUnicode_DecodeUTF8(d.data(), static_cast<Py_ssize_t>(d.size()), "replace");
 }
 
 PyObject* peer_tuple(const sockaddr_storage& ss) {
-    char host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
-    if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-    } else {
-        Py_RETURN_NONE;  // a unix socket has no client address
-    }
+    char host[64];
+    unsigned port;
+    if (!py::peer_address(ss, host, port)) Py_RETURN_NONE;  // a unix socket has no client address
     return Py_BuildValue("(sI)", host, port);
 }
 
@@ -170,22 +113,7 @@ void Handler::wake() {
     if (!r) PyErr_Clear();
 }
 
-void Handler::log_current(const char* message) {
-    PyObject* type = nullptr;
-    PyObject* value = nullptr;
-    PyObject* tb = nullptr;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb && value) PyException_SetTraceback(value, tb);
-    py::Ref exc = py::Ref::steal(value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    if (!exc || !opts_.log_error) return;
-    py::Ref msg = py::Ref::steal(PyUnicode_FromString(message));
-    PyObject* args[2] = {exc.get(), msg.get()};
-    py::Ref r = py::Ref::steal(PyObject_Vectorcall(opts_.log_error.get(), args, 2, nullptr));
-    if (!r) PyErr_Clear();
-}
+void Handler::log_current(const char* message) { py::log_current(opts_.log_error.get(), message); }
 
 void Handler::log_access(Exchange* ex, int status) {
     if (!ex->scope) return;
@@ -261,11 +189,11 @@ PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Req
         if (!cd.client) return nullptr;
     }
     if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
-        PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !set_steal(s, K.method, method_str(req)) ||
-        !set_steal(s, K.path, decode_path(req.path, scratch_)) ||
-        !set_steal(s, K.raw_path,
+        PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !py::set_steal(s, K.method, py::method_str(req)) ||
+        !py::set_steal(s, K.path, decode_path(req.path, scratch_)) ||
+        !py::set_steal(s, K.raw_path,
                    PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
-        !set_steal(s, K.query_string,
+        !py::set_steal(s, K.query_string,
                    PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
         return nullptr;
     py::Ref headers = py::Ref::steal(PyList_New(req.num_headers));
@@ -290,14 +218,14 @@ PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Req
         PyList_SET_ITEM(headers.get(), i, pair);
     }
     if (PyDict_SetItem(s, K.headers, headers.get()) < 0) return nullptr;
-    if (opts_.state && !set_steal(s, K.state, PyDict_Copy(opts_.state.get()))) return nullptr;
+    if (opts_.state && !py::set_steal(s, K.state, PyDict_Copy(opts_.state.get()))) return nullptr;
     if (c.tls()) {
         if (!cd.extensions) {
             cd.extensions = py::Ref::steal(tls_extensions(c));
             if (!cd.extensions) return nullptr;
         }
         // A copy per request: the app may add to its extensions.
-        if (!set_steal(s, K.extensions, PyDict_Copy(cd.extensions.get()))) return nullptr;
+        if (!py::set_steal(s, K.extensions, PyDict_Copy(cd.extensions.get()))) return nullptr;
     }
     return scope.release();
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "http/response.hpp"
+#include "py/common.hpp"
 #include "py/strings.hpp"
 #include "wsgi/handler.hpp"
 
@@ -263,22 +264,7 @@ void Handler::call_close(Exchange& ex) {
 }
 
 // Logs the Python error set now through the log_error hook, and clears it.
-void Handler::log_current(const char* message) {
-    PyObject* type = nullptr;
-    PyObject* value = nullptr;
-    PyObject* tb = nullptr;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb && value) PyException_SetTraceback(value, tb);
-    py::Ref exc = py::Ref::steal(value);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    if (!exc || !opts_.log_error) return;
-    py::Ref msg = py::Ref::steal(PyUnicode_FromString(message));
-    PyObject* args[2] = {exc.get(), msg.get()};
-    py::Ref r = py::Ref::steal(PyObject_Vectorcall(opts_.log_error.get(), args, 2, nullptr));
-    if (!r) PyErr_Clear();
-}
+void Handler::log_current(const char* message) { py::log_current(opts_.log_error.get(), message); }
 
 // The response is complete: end chunking, call close(), hand the connection back.
 void Handler::finish(Exchange& ex) {

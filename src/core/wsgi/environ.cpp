@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "http/response.hpp"
+#include "http/uri.hpp"
+#include "py/common.hpp"
 #include "py/strings.hpp"
 #include "wsgi/handler.hpp"
 
@@ -16,72 +18,16 @@ using py::S;
 
 namespace {
 
-int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// PATH_INFO: the path percent-decoded, its bytes as latin-1 (PEP 3333). Invalid escapes stay as sent.
+// PATH_INFO: the path percent-decoded, its bytes as latin-1 (PEP 3333).
 PyObject* decode_path(std::string_view path, std::string& scratch) {
-    if (path.find('%') == std::string_view::npos)
-        return PyUnicode_DecodeLatin1(path.data(), static_cast<Py_ssize_t>(path.size()), nullptr);
-    scratch.clear();
-    for (std::size_t i = 0; i < path.size(); ++i) {
-        if (path[i] == '%' && i + 2 < path.size()) {
-            int hi = hexval(path[i + 1]), lo = hexval(path[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                scratch.push_back(static_cast<char>(hi * 16 + lo));
-                i += 2;
-                continue;
-            }
-        }
-        scratch.push_back(path[i]);
-    }
-    return PyUnicode_DecodeLatin1(scratch.data(), static_cast<Py_ssize_t>(scratch.size()), nullptr);
-}
-
-PyObject* method_str(const http::Request& req) {
-    PyObject* s = nullptr;
-    switch (req.method_id) {
-        case http::Method::Get: s = S.GET; break;
-        case http::Method::Post: s = S.POST; break;
-        case http::Method::Head: s = S.HEAD; break;
-        case http::Method::Put: s = S.PUT; break;
-        case http::Method::Delete: s = S.DELETE; break;
-        case http::Method::Options: s = S.OPTIONS; break;
-        case http::Method::Patch: s = S.PATCH; break;
-        case http::Method::Connect: s = S.CONNECT; break;
-        case http::Method::Trace: s = S.TRACE; break;
-        case http::Method::Other: break;
-    }
-    if (s) {
-        Py_INCREF(s);
-        return s;
-    }
-    return PyUnicode_DecodeLatin1(req.method.data(), static_cast<Py_ssize_t>(req.method.size()), nullptr);
-}
-
-bool set_steal(PyObject* d, PyObject* key, PyObject* value) {
-    if (!value) return false;
-    int r = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return r == 0;
+    std::string_view d = http::percent_decode(path, scratch);
+    return PyUnicode_DecodeLatin1(d.data(), static_cast<Py_ssize_t>(d.size()), nullptr);
 }
 
 void peer_strings(const sockaddr_storage& ss, ConnData& cd) {
-    char host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
-    if (ss.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-    }
+    char host[64];
+    unsigned port;
+    py::peer_address(ss, host, port);  // a unix socket peer: "" and "0"
     cd.remote_addr = py::Ref::steal(PyUnicode_FromString(host));
     char pbuf[8];
     std::snprintf(pbuf, sizeof pbuf, "%u", port);
@@ -143,7 +89,7 @@ PyObject* Handler::build_environ(net::Connection& c, ConnData& cd, const http::R
     if (!cd.remote_addr) peer_strings(c.peer(), cd);
     if (!cd.remote_addr || !cd.remote_port) return nullptr;
 
-    if (!set_steal(e, S.REQUEST_METHOD, method_str(req))) return nullptr;
+    if (!py::set_steal(e, S.REQUEST_METHOD, py::method_str(req))) return nullptr;
     std::string_view path = req.path;
     py::Ref path_info = py::Ref::steal(decode_path(path, scratch_));
     if (!path_info) return nullptr;
@@ -160,11 +106,11 @@ PyObject* Handler::build_environ(net::Connection& c, ConnData& cd, const http::R
     if (PyDict_SetItem(e, S.PATH_INFO, path_info.get()) < 0) return nullptr;
     if (req.query.empty()) {
         if (PyDict_SetItem(e, S.QUERY_STRING, S.empty) < 0) return nullptr;
-    } else if (!set_steal(e, S.QUERY_STRING,
+    } else if (!py::set_steal(e, S.QUERY_STRING,
                           PyUnicode_DecodeLatin1(req.query.data(), static_cast<Py_ssize_t>(req.query.size()),
                                                  nullptr)))
         return nullptr;
-    if (!set_steal(e, S.RAW_URI,
+    if (!py::set_steal(e, S.RAW_URI,
                    PyUnicode_DecodeLatin1(req.target.data(), static_cast<Py_ssize_t>(req.target.size()),
                                           nullptr)))
         return nullptr;
