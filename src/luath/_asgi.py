@@ -162,18 +162,27 @@ class Worker:
             self._wake_pending = True
             self.loop.call_soon(self._tick)
 
-    def _spawn(self, coro, exchange):
-        if EAGER_TASKS:
-            task = asyncio.Task(coro, loop=self.loop, eager_start=True)
-            if task.done():  # answered without waiting: no loop round trip
-                exchange.task_done(task)
-                return task
+    async def _run_app(self, coro, exchange):
+        """The body of each request's Task: reports how the app ended straight from the Task's last step
+        (no done-callbacks, so no extra trips through the event loop)."""
+        tasks = self._tasks
+        task = asyncio.current_task()
+        tasks.add(task)
+        try:
+            await coro
+        except BaseException as exc:  # noqa: BLE001 - every ending is reported to the engine
+            exchange.app_done(exc)
+            if not isinstance(exc, Exception):
+                raise
         else:
-            task = self.loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(exchange.task_done)
-        return task
+            exchange.app_done(None)
+        finally:
+            tasks.discard(task)
+
+    def _spawn(self, coro, exchange):
+        if EAGER_TASKS:  # the app runs now; one that never waits has finished before this returns
+            return asyncio.Task(self._run_app(coro, exchange), loop=self.loop, eager_start=True)
+        return self.loop.create_task(self._run_app(coro, exchange))
 
     def _signal(self) -> None:
         log.info("shutting down")

@@ -74,8 +74,8 @@ PyObject* ex_send(PyObject* self, PyObject* message) {
     return handler_of(self).send(reinterpret_cast<Exchange*>(self), message);
 }
 
-PyObject* ex_task_done(PyObject* self, PyObject* task) {
-    handler_of(self).task_done(reinterpret_cast<Exchange*>(self), task);
+PyObject* ex_app_done(PyObject* self, PyObject* exc) {
+    handler_of(self).app_done(reinterpret_cast<Exchange*>(self), exc);
     Py_RETURN_NONE;
 }
 
@@ -93,7 +93,7 @@ void ex_dealloc(PyObject* self) {
 PyMethodDef ex_methods[] = {
     {"receive", ex_receive, METH_NOARGS, "receive() -> awaitable of the next ASGI event"},
     {"send", ex_send, METH_O, "send(message) -> awaitable"},
-    {"task_done", ex_task_done, METH_O, "the Task finishing the application's coroutine is done"},
+    {"app_done", ex_app_done, METH_O, "app_done(exc_or_None): the application's coroutine ended"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -31,7 +31,8 @@ constexpr Py_ssize_t kMaxReceive = 1 << 20;  // body bytes handed over in one ht
 struct Keys {
 #define LUATH_ASGI_KEYS(X)                                                                            \
     X(type) X(body) X(more_body) X(status) X(headers) X(trailers) X(more_trailers) X(path)            \
-    X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)
+    X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)            \
+    X(cancelled) X(exception) X(set_result)
 #define LUATH_DECLARE(name) PyObject* name = nullptr;
     LUATH_ASGI_KEYS(LUATH_DECLARE)
 #undef LUATH_DECLARE
@@ -307,23 +308,15 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     if (!t) app_finished(ex, true);
 }
 
-void Handler::task_done(Exchange* ex, PyObject* task) {
-    py::Ref cancelled = py::Ref::steal(PyObject_CallMethod(task, "cancelled", nullptr));
-    if (cancelled && PyObject_IsTrue(cancelled.get())) {
+// The Task running the app reports how its coroutine ended: exc is None or the exception it raised.
+void Handler::app_done(Exchange* ex, PyObject* exc) {
+    if (ex->app_done) return;
+    if (exc == Py_None) {
         app_finished(ex, false);
-        return;
-    }
-    py::Ref exc = py::Ref::steal(PyObject_CallMethod(task, "exception", nullptr));
-    if (!exc) {
+    } else {
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
         app_finished(ex, true);
-        return;
     }
-    if (exc.get() != Py_None) {
-        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.get())), exc.get());
-        app_finished(ex, true);
-        return;
-    }
-    app_finished(ex, false);
     wake();
 }
 
@@ -367,14 +360,14 @@ void Handler::detach(Exchange* ex, bool disconnected) {
         PyObject* fut = ex->pending_receive;
         ex->pending_receive = nullptr;
         py::Ref msg = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
-        py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", msg.get()));
+        py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, msg.get()));
         if (!r) PyErr_Clear();
         Py_DECREF(fut);
     }
     if (ex->pending_send) {
         PyObject* fut = ex->pending_send;
         ex->pending_send = nullptr;
-        py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", Py_None));
+        py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, Py_None));
         if (!r) PyErr_Clear();
         Py_DECREF(fut);
     }
@@ -474,7 +467,7 @@ void Handler::fulfil_receive(Exchange* ex) {
     ex->conn->cancel_body_timeout();
     PyObject* fut = ex->pending_receive;
     ex->pending_receive = nullptr;
-    py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", msg));
+    py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, msg));
     if (!r) PyErr_Clear();
     Py_DECREF(fut);
     Py_DECREF(msg);
@@ -669,7 +662,7 @@ void Handler::on_drain(net::Connection& c) {
     if (!ex->pending_send) return;
     PyObject* fut = ex->pending_send;
     ex->pending_send = nullptr;
-    py::Ref r = py::Ref::steal(PyObject_CallMethod(fut, "set_result", "O", Py_None));
+    py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, Py_None));
     if (!r) PyErr_Clear();
     Py_DECREF(fut);
 }

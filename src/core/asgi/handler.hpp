@@ -76,7 +76,7 @@ public:
     // Used by the Exchange methods.
     PyObject* receive(Exchange* ex);           // an awaitable
     PyObject* send(Exchange* ex, PyObject* message);
-    void task_done(Exchange* ex, PyObject* task);
+    void app_done(Exchange* ex, PyObject* exc);
     void set_state(PyObject* state) { opts_.state = py::Ref::borrow(state); }
     const Options& options() const { return opts_; }
     void wake();

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace luath::net {
 
@@ -16,6 +17,13 @@ namespace {
 constexpr int kMaxIov = 64;
 constexpr std::size_t kShrinkAbove = 1u << 20;
 }  // namespace
+
+void OutQueue::Stage::resize(std::size_t n) {
+    char* np = static_cast<char*>(std::realloc(p, n));
+    if (!np) throw std::bad_alloc();
+    p = np;
+    cap = n;
+}
 
 char* OutQueue::reserve(std::size_t n) {
     if (stage_len_ + n > stage_.size()) {
@@ -72,7 +80,7 @@ void OutQueue::pop_front() {
 
 void OutQueue::release_memory() {
     if (head_ != segs_.size()) return;
-    std::vector<char>().swap(stage_);
+    stage_.release();
     std::vector<Seg>().swap(segs_);
     head_ = 0;
     stage_len_ = 0;
@@ -83,10 +91,7 @@ void OutQueue::reset_if_empty() {
     segs_.clear();
     head_ = 0;
     stage_len_ = 0;
-    if (stage_.size() > kShrinkAbove) {
-        stage_.clear();
-        stage_.shrink_to_fit();
-    }
+    if (stage_.size() > kShrinkAbove) stage_.release();
 }
 
 int OutQueue::flush(int fd) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
 #include <vector>
 
@@ -67,7 +68,26 @@ private:
     void pop_front();
     void reset_if_empty();
 
-    std::vector<char> stage_;
+    // The staging bytes: malloc'd, grown with realloc and never zero-filled (a std::vector would clear
+    // every new buffer, 4 KiB per response on a connection that goes idle between requests).
+    struct Stage {
+        char* p = nullptr;
+        std::size_t cap = 0;
+        Stage() = default;
+        Stage(const Stage&) = delete;
+        Stage& operator=(const Stage&) = delete;
+        ~Stage() { std::free(p); }
+        char* data() const { return p; }
+        std::size_t size() const { return cap; }
+        bool empty() const { return cap == 0; }
+        void resize(std::size_t n);
+        void release() {
+            std::free(p);
+            p = nullptr;
+            cap = 0;
+        }
+    };
+    Stage stage_;
     std::size_t stage_len_ = 0;
     std::vector<Seg> segs_;
     std::size_t head_ = 0;     // first unsent segment
