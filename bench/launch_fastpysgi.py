@@ -1,4 +1,4 @@
-"""Run a WSGI app under fastpysgi through its run() API, one worker.
+"""Run a WSGI or ASGI app under fastpysgi through its run() API (it tells them apart), one worker.
 
 Usage: python launch_fastpysgi.py MODULE:CALLABLE HOST PORT
 """
