@@ -355,7 +355,7 @@ def wait_file(path, timeout=30):
 
 def check_first(client):
     status, body = client.one()
-    if not status.startswith(b"HTTP/1.1 200") or body != HELLO:
+    if not status.startswith(b"HTTP/1.1 200") or not body:
         raise RuntimeError(f"unexpected response: {status!r} {body[:60]!r}")
 
 
@@ -606,7 +606,7 @@ def write_report(meta, rows, results_dir, top_n):
 # --------------------------------------------------------------------------- main
 
 def configs(uvloop_ok, only):
-    cs = [{"name": "wsgi", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi"]}]
+    cs = [{"name": "wsgi", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi"]}, {"name": "wsgi-json", "app": "bench.apps.wsgi_hello:json_app", "args": ["--interface", "wsgi"]}]
     if uvloop_ok:
         cs.append({"name": "asgi-uvloop", "app": "bench.apps.asgi_hello:app",
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
