@@ -86,6 +86,11 @@ class Worker(_BaseWorker):
         # at the next request; SIGTERM and SIGINT are taken by the engine for a graceful stop.
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
+        # A SIGTERM from here on stays pending until the engine's handler is installed (the engine
+        # unblocks it then); one that came before, while the app loaded, was seen by gunicorn's handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        if not self.alive:
+            return
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(stop,), name="luath-heartbeat", daemon=True)
         self.notify()

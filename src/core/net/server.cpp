@@ -1,6 +1,7 @@
 #include "net/server.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -76,6 +77,13 @@ void Server::start(bool handle_signals) {
         sig_int_.data = sig_term_.data = this;
         uv_signal_start(&sig_int_, &Server::on_signal, SIGINT);
         uv_signal_start(&sig_term_, &Server::on_signal, SIGTERM);
+        // A caller may block SIGINT/SIGTERM until these handlers exist (the gunicorn worker does, so a
+        // SIGTERM that arrives while it starts is not lost); one that arrived meanwhile is delivered now.
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     }
 }
 
