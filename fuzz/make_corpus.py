@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus (fuzz/corpus/{request,chunked}/). Re-run after editing; files are committed."""
+"""Writes the seed corpus (fuzz/corpus/{request,chunked,proxy}/). Re-run after editing; files are committed."""
 import hashlib
 import pathlib
 
@@ -86,6 +86,51 @@ CHUNKED = [
 ]
 
 
+SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(vc, fam, body, length=None):
+    return SIG + bytes([vc, fam]) + (len(body) if length is None else length).to_bytes(2, "big") + body
+
+
+def tlv(t, v):
+    return bytes([t]) + len(v).to_bytes(2, "big") + v
+
+
+INET = bytes([203, 0, 113, 9, 10, 0, 0, 1]) + (40000).to_bytes(2, "big") + (8080).to_bytes(2, "big")
+INET6 = bytes(15) + b"\x01" + bytes(15) + b"\x02" + (1).to_bytes(2, "big") + (2).to_bytes(2, "big")
+HTTP = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+PROXY = [
+    b"PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n" + HTTP,
+    b"PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n",
+    b"PROXY TCP6 2001:db8::1 ::1 1 80\r\n" + HTTP,
+    b"PROXY TCP6 ::ffff:10.0.0.1 fe80::a 1234 5678\r\n",
+    b"PROXY UNKNOWN\r\n" + HTTP,
+    b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n",
+    b"PROXY TCP4 1.2.3.04 5.6.7.8 1 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
+    b"PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",
+    b"PROXY UNKNOWN " + b"x" * 100 + b"\r\n",
+    HTTP,
+    v2(0x21, 0x11, INET) + HTTP,
+    v2(0x21, 0x12, INET),
+    v2(0x21, 0x21, INET6) + b"\x16\x03\x01\x00\x05",
+    v2(0x21, 0x11, INET + tlv(1, b"h2") + tlv(4, b"") + tlv(0xEA, b"v" * 40)),
+    v2(0x21, 0x22, INET6 + tlv(0x20, b"\x07" + bytes(4) + tlv(0x21, b"TLSv1.3"))),
+    v2(0x20, 0x00, b""),
+    v2(0x20, 0x11, INET),
+    v2(0x21, 0x00, b"abc"),
+    v2(0x21, 0x31, bytes(216)),
+    v2(0x21, 0x11, INET, length=0xFFFF),
+    v2(0x21, 0x21, INET),
+    v2(0x21, 0x11, INET + b"\x01\x00\x05ab"),
+    v2(0x22, 0x11, INET),
+    v2(0x11, 0x11, INET),
+]
+
+
 def write(dirname, items, prefix=b""):
     d = HERE / "corpus" / dirname
     d.mkdir(parents=True, exist_ok=True)
@@ -95,6 +140,7 @@ def write(dirname, items, prefix=b""):
 
 
 write("request", REQUESTS)
+write("proxy", PROXY)
 # The chunked target's first byte selects the body limit (0: none, 1: 16, 2: 1000, 3: 1 MiB).
 for sel in (b"\x00", b"\x01", b"\x02"):
     write("chunked", CHUNKED[:: (1 if sel == b"\x00" else 3)], sel)
