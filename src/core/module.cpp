@@ -89,7 +89,8 @@ bool read_config(PyObject* cfg, luath::net::Config& c) {
            get_uint(cfg, "write_buffer_high", c.write_high_water) &&
            get_uint(cfg, "write_buffer_low", c.write_low_water) &&
            get_uint(cfg, "limit_concurrency", c.max_connections) &&
-           get_u64(cfg, "max_requests", c.max_requests) && read_tls(cfg, c);
+           get_u64(cfg, "max_requests", c.max_requests) &&
+           get_uint(cfg, "proxy_protocol", c.proxy_protocol) && read_tls(cfg, c);
 }
 
 }  // namespace

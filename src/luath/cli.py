@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--forwarded-allow-ips", default=d.forwarded_allow_ips, metavar="LIST",
                    help='the trusted peers: comma-separated IPs and networks (CIDR), "unix" for unix '
                         'socket peers, or "*" (default: %(default)s)')
+    g.add_argument("--proxy-protocol", action=argparse.BooleanOptionalAction, default=d.proxy_protocol,
+                   help="every connection must begin with a PROXY protocol header, v1 or v2 (HAProxy "
+                        "send-proxy[-v2], nginx proxy_protocol); one that is missing or malformed closes the "
+                        "connection. Its source address replaces the peer's, also for the "
+                        "--forwarded-allow-ips check. Only for sockets that nothing but the proxy can reach")
     g = p.add_argument_group("logging")
     g.add_argument("--log-level", default=d.log_level, type=str.lower,
                    choices=("critical", "error", "warning", "info", "debug", "trace"))

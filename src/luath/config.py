@@ -58,6 +58,9 @@ class Config:
     # comma-separated IPs, CIDR networks, "unix" (unix socket peers) or "*"
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1,unix"
+    # every connection must begin with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy and
+    # nginx's proxy_protocol write); its source address becomes the peer (see docs/security.md)
+    proxy_protocol: bool = False
     app_name: str = ""                  # "module:app", for process titles
     # TLS (see luath._tls): on when ssl_certfile is set
     ssl_certfile: str | None = None     # PEM certificate, followed by its chain
@@ -85,6 +88,7 @@ class Config:
         "write_buffer_high",
         "write_buffer_low",
         "limit_concurrency",
+        "proxy_protocol",
     )
 
     def engine_options(self) -> dict:

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "http/proxy_protocol.hpp"
 #include "http/response.hpp"
 #include "net/server.hpp"
 
@@ -45,9 +46,20 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     user = nullptr;
     uv_poll_init(server_.loop(), &poll_, fd);
     poll_.data = this;
+    if (server_.config().proxy_protocol) {  // the header must be complete within the head timeout
+        state_ = State::Proxy;
+        server_.head_list().push(&timer, server_.now_ms() + server_.config().head_timeout_ms);
+        server_.arm_sweep();
+        update_poll();
+        return;
+    }
+    begin_session();
+}
+
+void Connection::begin_session() {
 #ifdef LUATH_HAVE_TLS
     if (server_.tls_context()) {
-        tls_ = std::make_unique<TlsSession>(*server_.tls_context(), fd);
+        tls_ = std::make_unique<TlsSession>(*server_.tls_context(), fd_);
         state_ = State::Handshake;
         server_.handshake_list().push(&timer, server_.now_ms() + server_.config().tls_handshake_timeout_ms);
         server_.arm_sweep();
@@ -115,6 +127,70 @@ void Connection::on_handshake() {
 #endif
 }
 
+// The PROXY protocol header, read straight from the socket (before TLS). Bytes are peeked, and only
+// those that belong to the header are taken, so whatever follows it (HTTP, or the TLS ClientHello)
+// stays in the socket for the next state. The parser sees every header byte received so far (kept in
+// the read buffer) and is a pure function of them, so the header may arrive split at any byte.
+// A malformed, unsupported or missing header closes the connection without a response.
+void Connection::on_proxy_header() {
+    if (!ensure_buffer()) {
+        close();
+        return;
+    }
+    const std::uint32_t cap = rcap_ < http::kProxyHeaderMax ? rcap_ : std::uint32_t(http::kProxyHeaderMax);
+    ssize_t n;
+    do {
+        n = ::recv(fd_, rbuf_ + rend_, cap - rend_, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+        if (n == 0 || errno != EAGAIN) close();
+        return;
+    }
+    http::ProxyHeader h;
+    const http::ProxyResult r = http::parse_proxy_header(rbuf_, rend_ + static_cast<std::size_t>(n), h);
+    if (r.status == http::ProxyStatus::Error) {
+        // Take what was peeked, so that the close is a FIN rather than a reset when nothing else came.
+        while (::recv(fd_, rbuf_, static_cast<std::size_t>(n), 0) < 0 && errno == EINTR) {
+        }
+        close();
+        return;
+    }
+    const std::size_t take = r.status == http::ProxyStatus::Done ? r.consumed - rend_ : static_cast<std::size_t>(n);
+    ssize_t got;
+    do {
+        got = ::recv(fd_, rbuf_ + rend_, take, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got != static_cast<ssize_t>(take)) {
+        close();
+        return;
+    }
+    rend_ += static_cast<std::uint32_t>(take);
+    if (r.status == http::ProxyStatus::NeedMore) {
+        if (rend_ >= cap) close();  // cannot happen: the parser bounds the header
+        return;
+    }
+    // The addresses replace the peer's (the local address stays: SERVER_NAME/SERVER_PORT are ours).
+    if (h.family == http::ProxyHeader::Family::Inet) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        std::memcpy(&a.sin_addr, h.src_addr, 4);
+        a.sin_port = htons(h.src_port);
+        peer_ = {};
+        std::memcpy(&peer_, &a, sizeof a);
+    } else if (h.family == http::ProxyHeader::Family::Inet6) {
+        sockaddr_in6 a{};
+        a.sin6_family = AF_INET6;
+        std::memcpy(&a.sin6_addr, h.src_addr, 16);
+        a.sin6_port = htons(h.src_port);
+        peer_ = {};
+        std::memcpy(&peer_, &a, sizeof a);
+    }
+    rstart_ = rend_ = 0;
+    if (timer.list) timer.list->remove(&timer);
+    state_ = State::Head;
+    begin_session();
+}
+
 // ---------------------------------------------------------------- buffer
 
 bool Connection::ensure_buffer() {
@@ -164,7 +240,8 @@ bool Connection::make_room() {
 void Connection::update_poll() {
     if (state_ == State::Closed) return;
     int ev = 0;
-    if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering || state_ == State::Handshake)
+    if ((state_ == State::Head && !backpressured_) || state_ == State::Lingering || state_ == State::Handshake ||
+        state_ == State::Proxy)
         ev |= UV_READABLE;
     // While the app runs (ASGI), keep reading body bytes and watching for the client leaving, as long
     // as the buffer has room (a full buffer is the backpressure on an upload the app is not reading).
@@ -184,6 +261,10 @@ void Connection::on_poll(uv_poll_t* h, int status, int events) {
     if (c->state_ == State::Closed) return;
     if (status < 0) {
         c->close();
+        return;
+    }
+    if (c->state_ == State::Proxy) {
+        c->on_proxy_header();
         return;
     }
     if (c->state_ == State::Handshake) {

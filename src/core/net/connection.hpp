@@ -1,4 +1,5 @@
 // One client connection as a small state machine:
+//   Proxy     reading the PROXY protocol header (--proxy-protocol only), before anything else
 //   Handshake TLS handshake in progress (TLS listeners only)
 //   Head      waiting for / reading a request head (keep-alive idle when the buffer is empty)
 //   App       a request is with the handler (its response may be streaming)
@@ -27,7 +28,7 @@ class Server;
 
 class Connection {
 public:
-    enum class State : std::uint8_t { Handshake, Head, App, Closing, Lingering, Closed };
+    enum class State : std::uint8_t { Proxy, Handshake, Head, App, Closing, Lingering, Closed };
 
     explicit Connection(Server& s);
     Connection(const Connection&) = delete;
@@ -122,6 +123,8 @@ private:
     int write_out();                         // OutQueue::flush through TLS when on
     bool output_empty() const;
     void on_handshake();
+    void begin_session();   // after accept (or the PROXY header): the TLS handshake, or the first head
+    void on_proxy_header();
     bool tls_buffered() const;
     void release_buffer();
     void do_close();

@@ -34,6 +34,7 @@ struct Config {
     std::uint32_t max_connections = 0;            // 0: no limit
     std::uint64_t max_requests = 0;               // stop gracefully after this many requests; 0: never
     std::uint32_t tls_handshake_timeout_ms = 10000;
+    bool proxy_protocol = false;                  // every connection starts with a PROXY protocol header
     bool tls = false;                             // terminate TLS with `tls_config`
     TlsConfig tls_config;
 };
