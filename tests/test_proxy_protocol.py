@@ -416,3 +416,19 @@ def test_option_environment_and_config():
     cfg = Config.from_kwargs(**{k: v for k, v in opts.items() if k not in ("lifespan", "loop")})
     assert cfg.engine_options()["proxy_protocol"] is True
     assert "PROXY protocol" in parser.format_help()
+
+
+def test_gunicorn_proxy_protocol_setting_turns_it_on():
+    gconfig = pytest.importorskip("gunicorn.config")
+    from luath.gunicorn import Worker
+
+    class W(Worker):
+        def __init__(self, cfg):  # only the settings, no arbiter
+            self.cfg = cfg
+
+    c = gconfig.Config()
+    assert W(c).luath_config().proxy_protocol is False
+    if "proxy_protocol" not in c.settings:
+        pytest.skip("this gunicorn has no --proxy-protocol")
+    c.set("proxy_protocol", "v1" if c.settings["proxy_protocol"].validator.__name__ != "validate_bool" else True)
+    assert W(c).luath_config().proxy_protocol is True

@@ -3,7 +3,9 @@
 gunicorn's arbiter binds the sockets, forks and supervises; each worker runs luath's C++ event loop on
 the sockets it inherited. Settings taken from gunicorn: --keep-alive, --graceful-timeout,
 --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests(-jitter),
---access-logfile (combined format on gunicorn's access logger), --log-level. SIGTERM stops the worker
+--access-logfile (combined format on gunicorn's access logger), --log-level, --proxy-protocol (any
+value but off turns luath's on: a PROXY v1 or v2 header is then required on every connection, whatever
+--proxy-allow-from says; see docs/security.md). SIGTERM stops the worker
 gracefully, SIGQUIT/SIGINT at once, SIGUSR1 reopens log files (at the next request).
 
 gunicorn's --timeout: the worker must touch its heartbeat file every --timeout seconds. The engine's
@@ -39,6 +41,9 @@ class Worker(_BaseWorker):
             log_level=str(c.loglevel).lower(),
             limit_concurrency=c.worker_connections or Config.limit_concurrency,
         )
+        pp = getattr(c, "proxy_protocol", False)
+        if pp and str(pp).lower() not in ("off", "false", "0", "no"):
+            cfg.proxy_protocol = True
         if c.is_ssl:  # gunicorn's --certfile/--keyfile: luath terminates TLS itself
             cfg.ssl_certfile = c.certfile
             cfg.ssl_keyfile = c.keyfile or None
