@@ -12,6 +12,7 @@ import json
 import socket
 import ssl
 import struct
+import sys
 import time
 
 import pytest
@@ -369,7 +370,8 @@ def tls_exchange(port: int, ctx: ssl.SSLContext, header: bytes, request: bytes, 
 @pytest.mark.parametrize("same_packet", [True, False], ids=["hello-in-header-packet", "hello-after"])
 @pytest.mark.parametrize("version", [1, 2])
 def test_tls_behind_the_header(pp_tls, same_packet, version):
-    header = v1(src="198.51.100.90", sport=9090) if version == 1 else v2(1, 0x11, inet("198.51.100.90", "10.0.0.1", 9090, 443))
+    header = (v1(src="198.51.100.90", sport=9090) if version == 1
+              else v2(1, 0x11, inet("198.51.100.90", "10.0.0.1", 9090, 443)))
     raw = tls_exchange(pp_tls.port, pp_tls.ctx, header, get(pp_tls.path, close=True), same_packet)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), raw[:300]
@@ -432,3 +434,33 @@ def test_gunicorn_proxy_protocol_setting_turns_it_on():
         pytest.skip("this gunicorn has no --proxy-protocol")
     c.set("proxy_protocol", "v1" if c.settings["proxy_protocol"].validator.__name__ != "validate_bool" else True)
     assert W(c).luath_config().proxy_protocol is True
+
+
+@pytest.mark.parametrize("call", [
+    "luath.serve(basic.app, port=PORT, proxy_protocol=True)",
+    "luath.serve_asgi(asgi_basic.app, port=PORT, proxy_protocol=True, lifespan='off')",
+], ids=["serve", "serve_asgi"])
+def test_python_api(tmp_path, call):
+    from tests.apps.proc import Proc, free_port
+
+    port = free_port()
+    code = ("import luath\nfrom tests.apps import basic, asgi_basic\n" + call.replace("PORT", str(port)))
+    proc = Proc([sys.executable, "-c", code], tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                c = RawConn(port)
+                break
+            except OSError:
+                assert proc.proc.poll() is None and time.monotonic() < deadline, proc.stderr()
+                time.sleep(0.05)
+        with c:
+            c.send(v1(src="198.51.100.99", sport=9999) + get("/environ" if "asgi" not in call else "/scope"))
+            kind = "asgi" if "asgi" in call else "wsgi"
+            assert peer_seen(kind, c.read_response())[:2] == ("198.51.100.99", 9999)
+        with RawConn(port) as c:
+            c.send(get("/"))
+            assert_closed_silently(c, "plain HTTP")
+    finally:
+        proc.kill()

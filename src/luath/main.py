@@ -132,8 +132,9 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, **op
     """Serve a WSGI application until SIGINT or SIGTERM.
 
     Options are the fields of luath.Config (limits, timeouts, backlog, root_path, log_level, uds, fd,
-    max_requests, access_log, proxy_headers, proxy_protocol, ...). app may be "module:app": then each worker imports it
-    (and SIGHUP reloads the code); an application object is forked with the workers as it is.
+    max_requests, access_log, proxy_headers, proxy_protocol, ...). app may be "module:app": then each
+    worker imports it (and SIGHUP reloads the code); an application object is forked with the workers as
+    it is.
     """
     factory = options.pop("factory", False)
     cfg = Config.from_kwargs(host=host, port=port, workers=workers, **options)

@@ -76,10 +76,13 @@ std::vector<Case> cases() {
     c.push_back({"v1 tcp6 mapped", "PROXY TCP6 ::ffff:10.0.0.1 FE80::A 1234 5678\r\n", Done, E::None,
                  Family::Inet6, "::ffff:10.0.0.1", "fe80::a", 1234, 5678});
     c.push_back({"v1 tcp6 longest",
-                 "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 "
+                 "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 "
+                 "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 "
                  "65535 65535\r\n",
                  Err, E::TooLong});  // 11 + 45 + 1 + 45 + ... > 107
-    c.push_back({"v1 tcp6 full", "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+    c.push_back({"v1 tcp6 full",
+                 "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+                 "65535 65535\r\n",
                  Done, E::None, Family::Inet6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
                  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535, 65535});
     c.push_back({"v1 unknown", "PROXY UNKNOWN\r\n", Done, E::None});
@@ -153,7 +156,8 @@ std::vector<Case> cases() {
     c.push_back({"v2 proxy unix dgram tlv", v2(0x21, 0x32, std::string(216, 'u') + tlv(2, "x")), Done, E::None});
     c.push_back({"v2 inet longer addr block is tlvs", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(5, "abc")),
                  Done, E::None, Family::Inet, "1.2.3.4", "5.6.7.8", 1, 2});
-    c.push_back({"v2 largest", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x30, std::string(1024 - 12 - 3, 'z'))),
+    c.push_back({"v2 largest",
+                 v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x30, std::string(1024 - 12 - 3, 'z'))),
                  Done, E::None, Family::Inet, "1.2.3.4", "5.6.7.8", 1, 2});
     // ---- v2, malformed
     c.push_back({"v2 bad signature", "\r\n\r\n\0\r\nQUIX\n"s + std::string("\x21\x11\x00\x0c", 4) +
@@ -176,14 +180,16 @@ std::vector<Case> cases() {
     c.push_back({"v2 inet short", v2(0x21, 0x11, std::string(11, 'a')), Err, E::BadLength});
     c.push_back({"v2 inet6 short", v2(0x21, 0x21, inet("1.2.3.4", "5.6.7.8", 1, 2)), Err, E::BadLength});
     c.push_back({"v2 unix short", v2(0x21, 0x31, std::string(215, 'a')), Err, E::BadLength});
-    c.push_back({"v2 too long", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x30, std::string(1024 - 12 - 2, 'z'))),
+    c.push_back({"v2 too long",
+                 v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x30, std::string(1024 - 12 - 2, 'z'))),
                  Err, E::TooLong});
     c.push_back({"v2 length 65535", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2), 0xFFFF), Err, E::TooLong});
     c.push_back({"v2 tlv overruns", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + "\x01" + be16(5) + "abcd"),
                  Err, E::BadTlv});
     c.push_back({"v2 tlv truncated header", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + "\x01\x00"), Err,
                  E::BadTlv});
-    c.push_back({"v2 tlv one stray byte", v2(0x21, 0x21, inet6("::1", "::1", 1, 2) + tlv(1, "a") + std::string(1, '\0')), Err,
+    c.push_back({"v2 tlv one stray byte",
+                 v2(0x21, 0x21, inet6("::1", "::1", 1, 2) + tlv(1, "a") + std::string(1, '\0')), Err,
                  E::BadTlv});
     // A length that promises more than follows: the parser waits (the connection's timeout ends it).
     c.push_back({"v2 length beyond data", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2), 20), More});
@@ -227,7 +233,8 @@ TEST(ProxyProtocol, Table) {
 TEST(ProxyProtocol, BytesAfterTheHeaderAreNotConsumed) {
     for (const Case& k : cases()) {
         if (k.status == More) continue;
-        for (const std::string& tail : {std::string("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), std::string("\x16\x03\x01", 3),
+        for (const std::string& tail : {std::string("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                                        std::string("\x16\x03\x01", 3),
                                        std::string("\r\n"), std::string(2000, 'P')}) {
             ProxyHeader h;
             expect_case(k, parse_exact(k.in + tail, h), h, " (with a tail)");
