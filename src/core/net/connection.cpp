@@ -155,6 +155,10 @@ void Connection::on_proxy_header() {
         close();
         return;
     }
+    if (r.status == http::ProxyStatus::Done && r.consumed < rend_) {  // cannot happen: every prefix was NeedMore
+        close();
+        return;
+    }
     const std::size_t take = r.status == http::ProxyStatus::Done ? r.consumed - rend_ : static_cast<std::size_t>(n);
     ssize_t got;
     do {
