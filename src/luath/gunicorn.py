@@ -3,7 +3,8 @@
 gunicorn's arbiter binds the sockets, forks and supervises; each worker runs luath's C++ event loop on
 the sockets it inherited. Settings taken from gunicorn: --keep-alive, --graceful-timeout,
 --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests(-jitter),
---access-logfile (combined format on gunicorn's access logger), --log-level. SIGTERM stops the worker
+--access-logfile (combined format on gunicorn's access logger), --log-level, --threads (a pool of
+threads per worker running the application, as luath's --threads). SIGTERM stops the worker
 gracefully, SIGQUIT/SIGINT at once, SIGUSR1 reopens log files (at the next request).
 
 gunicorn's --timeout: the worker must touch its heartbeat file every --timeout seconds. The engine's
@@ -38,6 +39,7 @@ class Worker(_BaseWorker):
             timeout_graceful_shutdown=float(c.graceful_timeout),
             log_level=str(c.loglevel).lower(),
             limit_concurrency=c.worker_connections or Config.limit_concurrency,
+            threads=max(1, min(int(c.threads or 1), 1024)),  # gunicorn's --threads
         )
         if c.is_ssl:  # gunicorn's --certfile/--keyfile: luath terminates TLS itself
             cfg.ssl_certfile = c.certfile
@@ -81,7 +83,8 @@ class Worker(_BaseWorker):
             s.setblocking(False)
         host, port = wsgi_server_name(self.sockets[0].sock if hasattr(self.sockets[0], "sock") else self.sockets[0])
         environ = base_environ(host, port, os.environ.get("SCRIPT_NAME", ""), True,
-                               url_scheme="https" if cfg.ssl_certfile else "http")
+                               url_scheme="https" if cfg.ssl_certfile else "http",
+                               multithread=cfg.threads > 1)
         # SIGQUIT/SIGINT (gunicorn's "now"): the default action, not a Python handler that would only run
         # at the next request; SIGTERM and SIGINT are taken by the engine for a graceful stop.
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)

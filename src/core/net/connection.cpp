@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "http/response.hpp"
 #include "net/server.hpp"
@@ -34,6 +35,7 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     local_ = local;
     state_ = State::Head;
     close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = peer_closed_ = false;
+    in_thread_ = thread_done_ = false;
     served_ = 0;
     keep_alive_ = true;
     poll_events_ = 0;
@@ -365,6 +367,7 @@ void Connection::process_buffer() {
         head_started_ = false;
         if (timer.list) timer.list->remove(&timer);
         dispatch(req);
+        if (in_thread_) return;  // a pool thread owns the connection now: touch nothing
         if (close_pending_) {
             do_close();
             return;
@@ -419,6 +422,7 @@ void Connection::dispatch(const http::Request& req) {
     ++served_;
     server_.count_request();  // may start a graceful stop: this response then says Connection: close
     server_.handler().on_request(*this, req);
+    if (in_thread_) return;  // in_handler_ stays set until thread_returned()
     in_handler_ = false;
 }
 
@@ -455,6 +459,10 @@ bool Connection::can_keep_alive() {
 
 void Connection::finish_response() {
     if (state_ != State::App) return;
+    if (in_thread_) {  // a pool thread: the loop finishes it in thread_returned()
+        thread_done_ = true;
+        return;
+    }
     waiting_drain_ = false;
     if (!keep_alive_ || server_.stopping() || !body_done_) {
         begin_close();
@@ -666,9 +674,53 @@ bool Connection::flush_blocking() {
 void Connection::queue_canned(http::Canned r) {
     keep_alive_ = false;
     out_.append(r.head);
-    out_.append(server_.date_line());
+    out_.append(date_line());
     out_.append("\r\n", 2);
     out_.append(r.body);
+}
+
+std::string_view Connection::date_line() {
+    if (!in_thread_) return server_.date_line();
+    thread_local http::DateCache cache;  // the server's cache belongs to the loop thread
+    return cache.line(std::time(nullptr));
+}
+
+// ---------------------------------------------------------------- pool threads
+
+void Connection::detach_to_thread() {
+    if (timer.list) timer.list->remove(&timer);
+    if (poll_events_) {
+        uv_poll_stop(&poll_);
+        poll_events_ = 0;
+        server_.mark_dirty();
+    }
+    write_blocked_ = false;  // flush() after thread_returned() re-arms the write timeout if needed
+    thread_done_ = false;
+    in_thread_ = true;
+}
+
+void Connection::thread_flush() {
+    if (close_pending_ || state_ == State::Closed || output_empty()) return;
+    if (write_out() < 0) close();  // in_handler_ is set: only marks close_pending_
+}
+
+void Connection::thread_returned() {
+    in_thread_ = false;
+    in_handler_ = false;
+    if (close_pending_) {
+        do_close();
+        return;
+    }
+    if (!thread_done_) {  // cannot happen: the handler always finishes or aborts
+        close();
+        return;
+    }
+    thread_done_ = false;
+    finish_response();  // next pipelined request, keep-alive idle, or closing (each flushes)
+}
+
+void Connection::interrupt_thread() {
+    if (in_thread_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
 // ---------------------------------------------------------------- closing
