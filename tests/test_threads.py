@@ -465,3 +465,27 @@ def test_env_var_and_validation(tmp_path):
     r = subprocess.run([sys.executable, "-m", "luath", APP, "--threads", "0"], cwd=str(REPO_ROOT), env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "threads" in r.stderr
+
+
+def test_gunicorn_worker_threads(tmp_path):
+    """gunicorn -k luath.gunicorn.Worker --threads 8: gunicorn's option gives the pool its size."""
+    pytest.importorskip("gunicorn")
+    import shutil
+    from pathlib import Path
+
+    from tests.apps.proc import Proc, wait_serving
+
+    exe = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
+    port = free_port()
+    p = Proc([exe, "-k", "luath.gunicorn.Worker", "-b", f"{HOST}:{port}", "-w", "1", "--threads", "8", APP],
+             tmp_path)
+    try:
+        wait_serving((HOST, port), p, path="/info")
+        assert get_json(port, "/info")["multithread"] is True
+        elapsed, rs = concurrent_gets(port, ["/sleep?ms=200"] * 8)
+        assert all(r.status == 200 for r in rs)
+        assert elapsed < 0.6, elapsed
+        p.signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    finally:
+        p.kill()

@@ -6,7 +6,7 @@
 // timers, so the thread owns the connection. The thread calls the app, reads the body and writes the
 // response with the connection's blocking paths (poll() timeouts stand in for the body and write
 // timeouts), tries one non-blocking write of what is queued, and hands the connection back through a
-// mutex-protected list and uv_async_send. The loop then finishes the response (flushes the rest,
+// mutex-protected list and an eventfd the loop polls. The loop then finishes the response (flushes the rest,
 // keep-alive, the next pipelined request, or closing).
 //
 // What a pool thread touches that the loop also uses: the handler's free lists and the access log
@@ -15,6 +15,10 @@
 // loop thread: read buffers are never taken or returned by a thread (the connection keeps the one it
 // has), timers, counters, max_requests and the graceful stop.
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <condition_variable>
 #include <csignal>
@@ -40,12 +44,23 @@ struct Handler::Pool {
     Exchange* done_tail = nullptr;
     bool quit = false;              // (mu)
     std::vector<std::thread> threads;
-    uv_async_t async{};
+    // The threads wake the loop through an eventfd it polls (written only when the done list was
+    // empty). Not uv_async_t: its callback spins while a thread is inside uv_async_send, which a
+    // preempted thread turns into a busy wait of the loop.
+    int wake_fd = -1;
+    uv_poll_t wake{};
     std::size_t busy = 0;           // exchanges out in threads (loop thread only)
 
     void run();
-    static void on_async(uv_async_t* a);
+    void wake_loop();
+    static void on_wake(uv_poll_t* h, int status, int events);
 };
+
+void Handler::Pool::wake_loop() {
+    const std::uint64_t one = 1;
+    while (::write(wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
 
 // One pool thread: its own Python thread state, the GIL only while Python runs.
 void Handler::Pool::run() {
@@ -67,18 +82,25 @@ void Handler::Pool::run() {
         ex->conn->thread_flush();  // most responses leave from here; the loop sends what is left
 
         lk.lock();
-        if (done_tail) done_tail->next_job = ex;
-        else done_head = ex;
-        done_tail = ex;
-        uv_async_send(&async);  // thread-safe; wakeups coalesce
+        if (done_tail) {
+            done_tail->next_job = ex;  // the loop has a wakeup coming and takes this one too
+            done_tail = ex;
+        } else {
+            done_head = done_tail = ex;
+            wake_loop();
+        }
     }
     lk.unlock();
     PyEval_RestoreThread(ts);
     PyGILState_Release(g);
 }
 
-void Handler::Pool::on_async(uv_async_t* a) {
-    auto* p = static_cast<Pool*>(a->data);
+void Handler::Pool::on_wake(uv_poll_t* h, int, int) {
+    auto* p = static_cast<Pool*>(h->data);
+    std::uint64_t n;  // reset the counter first: a thread that finds the list empty after the swap below
+                      // writes again, and a spurious wakeup finds an empty list
+    while (::read(p->wake_fd, &n, sizeof n) < 0 && errno == EINTR) {
+    }
     Exchange* list;
     {
         std::lock_guard<std::mutex> lk(p->mu);
@@ -93,13 +115,13 @@ void Handler::Pool::on_async(uv_async_t* a) {
         ex->conn->thread_returned();  // may close the connection (ex is then recycled) or dispatch again
     }
     // Busy threads keep the loop alive (their connections have no active handle while detached).
-    if (p->busy == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&p->async));
+    if (p->busy == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&p->wake));
 }
 
 void Handler::submit(Exchange& ex) {
     Pool& p = *pool_;
     ex.conn->detach_to_thread();
-    if (p.busy++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&p.async));
+    if (p.busy++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(&p.wake));
     {
         std::lock_guard<std::mutex> lk(p.mu);
         if (p.jobs_tail) p.jobs_tail->next_job = &ex;
@@ -123,13 +145,17 @@ bool Handler::start_pool(uv_loop_t* loop, unsigned n) {
     if (n <= 1) return true;
     pool_ = std::make_unique<Pool>(*this);
     Pool& p = *pool_;
-    if (int r = uv_async_init(loop, &p.async, &Pool::on_async); r < 0) {
+    p.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int r = p.wake_fd < 0 ? -errno : uv_poll_init(loop, &p.wake, p.wake_fd);
+    if (r == 0) r = uv_poll_start(&p.wake, UV_READABLE, &Pool::on_wake);
+    if (r < 0) {
+        if (p.wake_fd >= 0) ::close(p.wake_fd);
         pool_.reset();
-        PyErr_Format(PyExc_OSError, "uv_async_init: %s", uv_strerror(r));
+        PyErr_Format(PyExc_OSError, "cannot make the thread pool's wakeup: %s", uv_strerror(r));
         return false;
     }
-    p.async.data = &p;
-    uv_unref(reinterpret_cast<uv_handle_t*>(&p.async));
+    p.wake.data = &p;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&p.wake));
     // The threads never take the process's signals: they belong to the loop thread (libuv's handlers,
     // Python's main thread).
     sigset_t block, old;
@@ -165,7 +191,10 @@ void Handler::stop_pool() {
     Py_END_ALLOW_THREADS
     p.threads.clear();
     // The handle's memory must outlive its close: the pool stays until the handler goes.
-    uv_close(reinterpret_cast<uv_handle_t*>(&p.async), nullptr);
+    uv_poll_stop(&p.wake);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p.wake), [](uv_handle_t* h) {
+        ::close(static_cast<Pool*>(h->data)->wake_fd);
+    });
 }
 
 }  // namespace luath::wsgi
