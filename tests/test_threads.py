@@ -113,11 +113,24 @@ def test_blocked_threads_do_not_stall_other_connections(start_server):
 
 
 def test_multithread_flag(start_server):
-    assert get_json(threaded(start_server, 2).port, "/info")["multithread"] is True
+    info = get_json(threaded(start_server, 2).port, "/info")
+    assert info["multithread"] is True
+    assert info["thread"] in ("luath-wsgi-1", "luath-wsgi-2")  # threading.current_thread().name
     srv1 = start_server(APP, "--workers", "1", "--threads", "1")
     info = get_json(srv1.port, "/info")
     assert info["multithread"] is False
     assert info["thread"] == "MainThread"  # the loop thread
+
+
+def test_threads_in_supervised_workers(start_server):
+    srv = start_server(APP, "--workers", "2", "--threads", "3")
+    pids = set()
+    for _ in range(20):
+        info = get_json(srv.port, "/info")
+        assert info["multithread"] is True and info["thread"].startswith("luath-wsgi-")
+        pids.add(info["pid"])
+    elapsed, rs = concurrent_gets(srv.port, ["/sleep?ms=200"] * 3)
+    assert all(r.status == 200 for r in rs) and elapsed < 0.5
 
 
 def test_more_requests_than_threads_queue(start_server):
@@ -253,6 +266,23 @@ def test_large_streamed_response_to_slow_reader(start_server):
         assert len(r.body) == n * size
         assert r.body[:size] == b"\x00" * size and r.body[-size:] == bytes([(n - 1) % 256]) * size
         assert c.request("GET", "/info").status == 200
+
+
+def test_pipelined_requests_wait_for_a_client_that_does_not_read(start_server):
+    """Backpressure: the loop parses no further pipelined request while the responses pile up."""
+    srv = threaded(start_server, 4)
+    tag = f"bp{time.monotonic_ns()}"
+    n, size = 30, 1_000_000
+    with srv.connect() as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        c.send(f"GET /blob?size={size}&tag={tag} HTTP/1.1\r\nHost: x\r\n\r\n" * n)
+        time.sleep(1.0)
+        ran = get_json(srv.port, f"/stats?tag={tag}").get(tag, 0)
+        assert ran < n // 2, f"{ran} of {n} responses were made for a client that reads none"
+        for _ in range(n):
+            r = c.read_response()
+            assert r.status == 200 and len(r.body) == size
+    assert get_json(srv.port, f"/stats?tag={tag}")[tag] == n
 
 
 # ------------------------------------------------------------------------------------------------

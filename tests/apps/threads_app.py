@@ -7,6 +7,7 @@ Routes:
     /lines           reads the body line by line (iteration); JSON {"lines", "length"}
     /pieces?n=N&size=S&ms=M   a generator: N pieces of S bytes (byte i % 256 of the piece index),
                      M ms apart
+    /blob?size=N&tag=T       a list of one N-byte body; counts T
     /error           raises before start_response
     /error/midgen    yields one piece, then raises
     /tracked?tag=T&ms=M      sleeps M ms, then answers through an iterable whose close() is counted
@@ -85,6 +86,11 @@ def app(environ, start_response):
                     time.sleep(ms / 1000)
                 yield bytes([i % 256]) * size
         return gen()
+    if path == "/blob":
+        _bump(q.get("tag", "blob"))
+        body = b"b" * int(q.get("size", "1000000"))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [body]
     if path == "/error":
         raise RuntimeError("boom in a thread")
     if path == "/error/midgen":

@@ -716,7 +716,26 @@ void Connection::thread_returned() {
         return;
     }
     thread_done_ = false;
-    finish_response();  // next pipelined request, keep-alive idle, or closing (each flushes)
+    if (!over_high_water()) {
+        finish_response();  // next pipelined request, keep-alive idle, or closing (each flushes)
+        return;
+    }
+    // The client is not taking its responses: as in process_buffer, parse no further request until
+    // the output drains (on_writable resumes).
+    in_handler_ = true;
+    finish_response();  // Head, or Closing (which flushes)
+    in_handler_ = false;
+    if (close_pending_) {
+        do_close();
+        return;
+    }
+    if (state_ != State::Head) return;
+    backpressured_ = true;
+    flush();
+    if (state_ == State::Head && !write_blocked_) {
+        backpressured_ = false;
+        process_buffer();
+    }
 }
 
 void Connection::interrupt_thread() {

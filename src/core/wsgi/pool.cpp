@@ -21,6 +21,7 @@
 #include <cerrno>
 
 #include <condition_variable>
+#include <cstdio>
 #include <csignal>
 #include <mutex>
 #include <system_error>
@@ -51,7 +52,7 @@ struct Handler::Pool {
     uv_poll_t wake{};
     std::size_t busy = 0;           // exchanges out in threads (loop thread only)
 
-    void run();
+    void run(unsigned index);
     void wake_loop();
     static void on_wake(uv_poll_t* h, int status, int events);
 };
@@ -63,8 +64,18 @@ void Handler::Pool::wake_loop() {
 }
 
 // One pool thread: its own Python thread state, the GIL only while Python runs.
-void Handler::Pool::run() {
+void Handler::Pool::run(unsigned index) {
+    char name[16];
+    std::snprintf(name, sizeof name, "luath-wsgi-%u", index);
+    pthread_setname_np(pthread_self(), name);
     PyGILState_STATE g = PyGILState_Ensure();
+    // threading.current_thread().name (log records' threadName) says what the thread is, not "Dummy-N".
+    {
+        py::Ref mod = py::Ref::steal(PyImport_ImportModule("threading"));
+        py::Ref cur = mod ? py::Ref::steal(PyObject_CallMethod(mod.get(), "current_thread", nullptr)) : py::Ref();
+        py::Ref str = py::Ref::steal(PyUnicode_FromString(name));
+        if (!cur || !str || PyObject_SetAttrString(cur.get(), "name", str.get()) < 0) PyErr_Clear();
+    }
     PyThreadState* ts = PyEval_SaveThread();
     std::unique_lock<std::mutex> lk(mu);
     for (;;) {
@@ -166,7 +177,7 @@ bool Handler::start_pool(uv_loop_t* loop, unsigned n) {
     pthread_sigmask(SIG_BLOCK, &block, &old);
     try {
         p.threads.reserve(n);
-        for (unsigned i = 0; i < n; ++i) p.threads.emplace_back([&p] { p.run(); });
+        for (unsigned i = 0; i < n; ++i) p.threads.emplace_back([&p, i] { p.run(i + 1); });
     } catch (const std::system_error& e) {
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         PyErr_Format(PyExc_OSError, "cannot start %u threads: %s", n, e.what());
