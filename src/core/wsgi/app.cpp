@@ -22,7 +22,7 @@ constexpr std::uintptr_t kCloseTag = 1;
 }  // namespace
 
 void Exchange::reset() {
-    active = http10 = head = started = false;
+    active = http10 = head = started = threaded = false;
     status.reset();
     headers.reset();
     result.reset();
