@@ -124,11 +124,9 @@ def test_multithread_flag(start_server):
 
 def test_threads_in_supervised_workers(start_server):
     srv = start_server(APP, "--workers", "2", "--threads", "3")
-    pids = set()
     for _ in range(20):
         info = get_json(srv.port, "/info")
         assert info["multithread"] is True and info["thread"].startswith("luath-wsgi-")
-        pids.add(info["pid"])
     elapsed, rs = concurrent_gets(srv.port, ["/sleep?ms=200"] * 3)
     assert all(r.status == 200 for r in rs) and elapsed < 0.5
 
@@ -148,11 +146,9 @@ def test_more_requests_than_threads_queue(start_server):
 def test_keep_alive_across_threaded_requests(start_server):
     srv = threaded(start_server, 4)
     with srv.connect() as c:
-        idents = set()
         for i in range(20):
             r = c.request("GET", f"/sleep?ms={i % 3}")
             assert r.status == 200 and "close" not in r.connection_tokens(), r
-            idents.add(r.json()["thread"])
         r = c.request("POST", "/echo", body=b"abc" * 1000)
         assert r.json() == {"length": 3000, "sha256": hashlib.sha256(b"abc" * 1000).hexdigest()}
         assert c.is_open_after(0.2)
@@ -169,8 +165,7 @@ def test_pipelining_across_threaded_requests(start_server):
             b"GET /sleep?ms=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") % (len(body), body)
     with srv.connect() as c:
         c.send(reqs)
-        r1 = c.read_response()
-        assert r1.json()["slept"] == 50
+        assert c.read_response().json()["slept"] == 50
         assert c.read_response().json()["sha256"] == hashlib.sha256(body).hexdigest()
         assert c.read_response().json()["multithread"] is True
         assert c.read_response().json() == {"length": 5, "sha256": hashlib.sha256(b"hello").hexdigest()}
