@@ -606,7 +606,9 @@ def write_report(meta, rows, results_dir, top_n):
 # --------------------------------------------------------------------------- main
 
 def configs(uvloop_ok, only):
-    cs = [{"name": "wsgi", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi"]}, {"name": "wsgi-json", "app": "bench.apps.wsgi_hello:json_app", "args": ["--interface", "wsgi"]}]
+    cs = [{"name": "wsgi", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi"]}, {"name": "wsgi-json", "app": "bench.apps.wsgi_hello:json_app", "args": ["--interface", "wsgi"]},
+          # the hello app run by a pool of 4 threads (--threads): the cost of the hand-off per request
+          {"name": "wsgi-threads4", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi", "--threads", "4"]}]
     if uvloop_ok:
         cs.append({"name": "asgi-uvloop", "app": "bench.apps.asgi_hello:app",
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})

@@ -158,9 +158,12 @@ PyObject* serve_wsgi(PyObject*, PyObject* args, PyObject* kwargs) {
                 return nullptr;
             }
         }
+        unsigned threads = 1;
+        if (!get_uint(cfg, "threads", threads) || !handler.start_pool(&loop, threads)) return nullptr;
         handler.set_gil_held();
         rc = server.run(handle_signals != 0);
         handler.ensure_gil();
+        handler.stop_pool();  // every connection is closed: no thread is busy
         // Let every handle's close callback run before the loop goes away.
         uv_run(&loop, UV_RUN_DEFAULT);
         handler.ensure_gil();

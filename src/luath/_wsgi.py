@@ -30,9 +30,9 @@ class FileWrapper:
 
 
 def base_environ(server_name: str, server_port: int, script_name: str, multiprocess: bool,
-                 url_scheme: str = "http") -> dict:
+                 url_scheme: str = "http", multithread: bool = False) -> dict:
     """The keys every request shares; the engine copies this dict and adds the request's own.
-    url_scheme is "https" when the server does TLS."""
+    url_scheme is "https" when the server does TLS; multithread when the app runs in a thread pool."""
     return {
         "SCRIPT_NAME": script_name,
         "SERVER_NAME": server_name,
@@ -40,7 +40,7 @@ def base_environ(server_name: str, server_port: int, script_name: str, multiproc
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": url_scheme,
         "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
+        "wsgi.multithread": multithread,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,

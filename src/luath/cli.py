@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("processes")
     g.add_argument("--workers", type=_workers, default=d.workers, metavar="N",
                    help="worker processes; auto = CPU count (default: %(default)s)")
+    g.add_argument("--threads", type=_pos_int, default=d.threads, metavar="N",
+                   help="WSGI: threads per worker running the application, so a blocking app does not "
+                        "stall the other connections of its worker (default: %(default)s = the app runs "
+                        "on the event loop's thread)")
     g.add_argument("--max-requests", type=_nonneg_int, default=d.max_requests, metavar="N",
                    help="replace a worker after N requests (0 = never)")
     g.add_argument("--max-requests-jitter", type=_nonneg_int, default=d.max_requests_jitter, metavar="N",

@@ -28,6 +28,10 @@ class Config:
     # an already listening socket inherited from the parent process (an int, or a list of them)
     fd: int | list | None = None
     workers: int = 1
+    # WSGI: Python threads per worker running the application, so that one that blocks (sleeps, waits
+    # on a database) does not stall the other connections of its worker; 1 = the app runs on the
+    # event loop's thread (fastest for apps that do not block). wsgi.multithread is True when > 1.
+    threads: int = 1
     backlog: int = 2048
     root_path: str = ""
     # a worker stops gracefully after this many requests (+ a random 0..jitter) and is replaced (0 = never)
@@ -89,6 +93,7 @@ class Config:
         "write_buffer_low",
         "limit_concurrency",
         "proxy_protocol",
+        "threads",
     )
 
     def engine_options(self) -> dict:
@@ -113,6 +118,8 @@ class Config:
     def validate(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if not 1 <= self.threads <= 1024:
+            raise ValueError("threads must be between 1 and 1024")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
         for name in ("max_request_line", "max_field_size", "max_head_size", "max_headers"):

@@ -3,8 +3,9 @@
 gunicorn's arbiter binds the sockets, forks and supervises; each worker runs luath's C++ event loop on
 the sockets it inherited. Settings taken from gunicorn: --keep-alive, --graceful-timeout,
 --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests(-jitter),
---access-logfile (combined format on gunicorn's access logger), --log-level, --proxy-protocol (any
-value but off turns luath's on: a PROXY v1 or v2 header is then required on every connection, whatever
+--access-logfile (combined format on gunicorn's access logger), --log-level, --threads (a pool of
+threads per worker running the application, as luath's --threads), --proxy-protocol (any value but
+off turns luath's on: a PROXY v1 or v2 header is then required on every connection, whatever
 --proxy-allow-from says; see docs/security.md). SIGTERM stops the worker
 gracefully, SIGQUIT/SIGINT at once, SIGUSR1 reopens log files (at the next request).
 
@@ -40,6 +41,7 @@ class Worker(_BaseWorker):
             timeout_graceful_shutdown=float(c.graceful_timeout),
             log_level=str(c.loglevel).lower(),
             limit_concurrency=c.worker_connections or Config.limit_concurrency,
+            threads=max(1, min(int(c.threads or 1), 1024)),  # gunicorn's --threads
         )
         pp = getattr(c, "proxy_protocol", False)
         if pp and str(pp).lower() not in ("off", "false", "0", "no"):
@@ -86,7 +88,8 @@ class Worker(_BaseWorker):
             s.setblocking(False)
         host, port = wsgi_server_name(self.sockets[0].sock if hasattr(self.sockets[0], "sock") else self.sockets[0])
         environ = base_environ(host, port, os.environ.get("SCRIPT_NAME", ""), True,
-                               url_scheme="https" if cfg.ssl_certfile else "http")
+                               url_scheme="https" if cfg.ssl_certfile else "http",
+                               multithread=cfg.threads > 1)
         # SIGQUIT/SIGINT (gunicorn's "now"): the default action, not a Python handler that would only run
         # at the next request; SIGTERM and SIGINT are taken by the engine for a graceful stop.
         signal.signal(signal.SIGQUIT, signal.SIG_DFL)

@@ -57,7 +57,8 @@ def _wsgi_worker(app, cfg: Config):
     def work(socks, multiprocess: bool):
         socks = socks if isinstance(socks, (list, tuple)) else [socks]
         host, port = wsgi_server_name(socks[0])
-        environ = base_environ(str(host), int(port), cfg.root_path, multiprocess, _tls.scheme(cfg))
+        environ = base_environ(str(host), int(port), cfg.root_path, multiprocess, _tls.scheme(cfg),
+                               multithread=cfg.threads > 1)
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             _core.serve_wsgi(
@@ -166,6 +167,10 @@ def serve_asgi(app, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
     if isinstance(app, str) and not cfg.app_name:
         cfg.app_name = app
     _logconfig.setup(cfg)
+    if cfg.threads > 1:
+        import logging
+
+        logging.getLogger("luath.error").warning("--threads applies to WSGI applications only: ignored")
 
     def build(obj):
         return asgi_worker(_proxy.wrap(obj, "asgi", cfg), cfg, lifespan, loop)

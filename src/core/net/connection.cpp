@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "http/proxy_protocol.hpp"
 #include "http/response.hpp"
@@ -35,6 +36,7 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     local_ = local;
     state_ = State::Head;
     close_pending_ = in_handler_ = backpressured_ = waiting_drain_ = write_blocked_ = peer_closed_ = false;
+    in_thread_ = thread_done_ = false;
     served_ = 0;
     keep_alive_ = true;
     poll_events_ = 0;
@@ -450,6 +452,7 @@ void Connection::process_buffer() {
         head_started_ = false;
         if (timer.list) timer.list->remove(&timer);
         dispatch(req);
+        if (in_thread_) return;  // a pool thread owns the connection now: touch nothing
         if (close_pending_) {
             do_close();
             return;
@@ -504,6 +507,7 @@ void Connection::dispatch(const http::Request& req) {
     ++served_;
     server_.count_request();  // may start a graceful stop: this response then says Connection: close
     server_.handler().on_request(*this, req);
+    if (in_thread_) return;  // in_handler_ stays set until thread_returned()
     in_handler_ = false;
 }
 
@@ -540,6 +544,10 @@ bool Connection::can_keep_alive() {
 
 void Connection::finish_response() {
     if (state_ != State::App) return;
+    if (in_thread_) {  // a pool thread: the loop finishes it in thread_returned()
+        thread_done_ = true;
+        return;
+    }
     waiting_drain_ = false;
     if (!keep_alive_ || server_.stopping() || !body_done_) {
         begin_close();
@@ -751,9 +759,72 @@ bool Connection::flush_blocking() {
 void Connection::queue_canned(http::Canned r) {
     keep_alive_ = false;
     out_.append(r.head);
-    out_.append(server_.date_line());
+    out_.append(date_line());
     out_.append("\r\n", 2);
     out_.append(r.body);
+}
+
+std::string_view Connection::date_line() {
+    if (!in_thread_) return server_.date_line();
+    thread_local http::DateCache cache;  // the server's cache belongs to the loop thread
+    return cache.line(std::time(nullptr));
+}
+
+// ---------------------------------------------------------------- pool threads
+
+void Connection::detach_to_thread() {
+    if (timer.list) timer.list->remove(&timer);
+    if (poll_events_) {
+        uv_poll_stop(&poll_);
+        poll_events_ = 0;
+        server_.mark_dirty();
+    }
+    write_blocked_ = false;  // flush() after thread_returned() re-arms the write timeout if needed
+    thread_done_ = false;
+    in_thread_ = true;
+}
+
+void Connection::thread_flush() {
+    if (close_pending_ || state_ == State::Closed || output_empty()) return;
+    if (write_out() < 0) close();  // in_handler_ is set: only marks close_pending_
+}
+
+void Connection::thread_returned() {
+    in_thread_ = false;
+    in_handler_ = false;
+    if (close_pending_) {
+        do_close();
+        return;
+    }
+    if (!thread_done_) {  // cannot happen: the handler always finishes or aborts
+        close();
+        return;
+    }
+    thread_done_ = false;
+    if (!over_high_water()) {
+        finish_response();  // next pipelined request, keep-alive idle, or closing (each flushes)
+        return;
+    }
+    // The client is not taking its responses: as in process_buffer, parse no further request until
+    // the output drains (on_writable resumes).
+    in_handler_ = true;
+    finish_response();  // Head, or Closing (which flushes)
+    in_handler_ = false;
+    if (close_pending_) {
+        do_close();
+        return;
+    }
+    if (state_ != State::Head) return;
+    backpressured_ = true;
+    flush();
+    if (state_ == State::Head && !write_blocked_) {
+        backpressured_ = false;
+        process_buffer();
+    }
+}
+
+void Connection::interrupt_thread() {
+    if (in_thread_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
 // ---------------------------------------------------------------- closing

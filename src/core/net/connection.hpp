@@ -90,6 +90,19 @@ public:
     void queue_canned(http::Canned r);
     // Close now, dropping unsent output (the app failed after the headers went out, or the client left).
     void abort() { close(); }
+    // The Date header line; safe to call from a pool thread.
+    std::string_view date_line();
+
+    // --- a request handed to a pool thread (WSGI --threads). From detach_to_thread() to
+    // thread_returned() the thread owns the connection: the loop neither polls the socket nor runs its
+    // timers, and the thread reads the body and writes with the blocking paths (poll() timeouts).
+    // finish_response() from the thread only records that the response is complete.
+    void detach_to_thread();   // loop thread, from Handler::on_request
+    void thread_flush();       // pool thread, no GIL: write what the socket takes now
+    void thread_returned();    // loop thread: the pool thread is done; finish the response and go on
+    bool in_thread() const { return in_thread_; }
+    // Loop thread, graceful timeout: make the pool thread's socket I/O fail so it hands back soon.
+    void interrupt_thread();
 
     // --- used by Server
     void start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local);
@@ -141,6 +154,8 @@ private:
     bool waiting_drain_ = false;
     bool write_blocked_ = false;
     bool peer_closed_ = false;
+    bool in_thread_ = false;    // a pool thread owns the connection
+    bool thread_done_ = false;  // the pool thread completed the response (finish_response)
     std::uint32_t served_ = 0;  // requests dispatched on this connection
     sockaddr_storage peer_{};
     sockaddr_storage local_{};

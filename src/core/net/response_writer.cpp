@@ -149,7 +149,7 @@ bool ResponseWriter::end_headers(std::int64_t length_hint) {
     } else if (http10_) {
         out.append("Connection: keep-alive\r\n", 24);
     }
-    if (!has_date_) out.append(c_->server().date_line());
+    if (!has_date_) out.append(c_->date_line());
     out.append("\r\n", 2);
     in_headers_ = false;
     sent_headers_ = true;

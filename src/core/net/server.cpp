@@ -126,7 +126,8 @@ void Server::on_grace(uv_timer_t* t) {
     auto* s = static_cast<Server*>(t->data);
     for (Connection* c = s->all_head_; c;) {
         Connection* next = c->all_next;
-        c->close();
+        if (c->in_thread()) c->interrupt_thread();  // closed when its pool thread hands it back
+        else c->close();
         c = next;
     }
 }

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -39,7 +40,8 @@ struct Config {
     TlsConfig tls_config;
 };
 
-// The application side of the server (WSGI, ASGI). Every callback runs on the loop thread.
+// The application side of the server (WSGI, ASGI). Every callback runs on the loop thread. (A WSGI
+// handler with a thread pool hands a request's connection to a pool thread: Connection::detach_to_thread.)
 class Handler {
 public:
     virtual ~Handler() = default;
@@ -104,7 +106,8 @@ public:
     BufPool& buffers() { return bufs_; }
     std::string_view date_line();
     std::uint64_t now_ms() const { return uv_now(loop_); }
-    bool stopping() const { return stopping_; }
+    // Read from pool threads too (WSGI --threads): atomic, relaxed (a plain load on x86).
+    bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
     std::size_t connection_count() const { return nconns_; }
 
     // Connection bookkeeping (used by Connection).
@@ -156,7 +159,7 @@ private:
     uv_signal_t sig_int_, sig_term_;
     bool signals_ = false;
     bool sweep_armed_ = false;
-    bool stopping_ = false;
+    std::atomic<bool> stopping_{false};
     bool finished_ = false;
     bool dirty_ = false;
     std::uint64_t requests_ = 0;

@@ -22,7 +22,7 @@ constexpr std::uintptr_t kCloseTag = 1;
 }  // namespace
 
 void Exchange::reset() {
-    active = http10 = head = started = false;
+    active = http10 = head = started = threaded = false;
     status.reset();
     headers.reset();
     result.reset();
@@ -30,13 +30,7 @@ void Exchange::reset() {
     environ.reset();
 }
 
-Handler::Handler(Options opts) : opts_(std::move(opts)), keys_(512) {}
-
-Handler::~Handler() {
-    for (ConnData* d : free_data_) delete d;
-    for (PyObject* o : free_sr_) Py_DECREF(o);
-    for (PyObject* o : free_input_) Py_DECREF(o);
-}
+// Handler's constructor and destructor are in pool.cpp (where the pool's type is complete).
 
 void Handler::before_wait() { drop_gil(); }
 
@@ -106,6 +100,12 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
         ex.environ = py::Ref::borrow(env.get());
         ex.started_ns = uv_hrtime();
     }
+    ex.threaded = pool_ != nullptr;
+    if (ex.threaded) {  // the app runs in a pool thread, which owns the connection until it is done
+        ex.call_env = std::move(env);
+        submit(ex);
+        return;
+    }
     PyObject* args[2] = {env.get(), reinterpret_cast<PyObject*>(sr)};
     PyObject* result = PyObject_Vectorcall(opts_.app.get(), args, 2, nullptr);
     env.reset();
@@ -115,6 +115,33 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     }
     ex.result = py::Ref::steal(result);
     run_response(ex);
+}
+
+void Handler::run_in_thread(Exchange& ex) {
+    PyObject* args[2] = {ex.call_env.get(), ex.sr_ref.get()};
+    PyObject* result = PyObject_Vectorcall(opts_.app.get(), args, 2, nullptr);
+    ex.call_env.reset();
+    if (!result) {
+        app_failed(ex);
+        return;
+    }
+    ex.result = py::Ref::steal(result);
+    run_response(ex);
+}
+
+// A pool thread writes a streamed response as it comes, waiting for the client without the GIL.
+// False when the client is gone (the response is then over: close() is called here, in the thread).
+bool Handler::flush_threaded(Exchange& ex) {
+    net::Connection& c = *ex.conn;
+    ex.unlock_gil();
+    bool ok = c.flush_blocking();
+    ex.lock_gil();
+    if (!ok) {
+        ex.iter.reset();
+        call_close(ex);
+        ex.active = false;
+    }
+    return ok;
 }
 
 void Handler::run_response(Exchange& ex) {
@@ -169,8 +196,12 @@ void Handler::stream(Exchange& ex) {
         if (c.closed()) return;  // on_close finishes the exchange
         if (ex.w.headers_sent() && ex.head) break;  // HEAD: nothing more to send
         if (c.over_high_water()) {
-            c.wait_for_drain();
-            return;
+            if (ex.threaded) {
+                if (!flush_threaded(ex)) return;
+            } else {
+                c.wait_for_drain();
+                return;
+            }
         }
         PyObject* item = PyIter_Next(ex.iter.get());
         if (!item) {
@@ -194,7 +225,8 @@ void Handler::stream(Exchange& ex) {
             app_failed(ex);
             return;
         }
-        c.flush();
+        if (!ex.threaded) c.flush();
+        else if (!flush_threaded(ex)) return;
     }
     if (!ex.started) {
         PyErr_SetString(PyExc_RuntimeError, "the application returned without calling start_response");
@@ -350,7 +382,17 @@ void Handler::on_close(net::Connection& c) {
 }
 
 void Handler::release(void* owner) {
+    if (pool_ && !on_loop_thread()) {  // a pool thread writing (GIL held or not)
+        PyGILState_STATE g = PyGILState_Ensure();
+        release_owner(owner);
+        PyGILState_Release(g);
+        return;
+    }
     ensure_gil();
+    release_owner(owner);
+}
+
+void Handler::release_owner(void* owner) {
     auto bits = reinterpret_cast<std::uintptr_t>(owner);
     PyObject* o = reinterpret_cast<PyObject*>(bits & ~kCloseTag);
     if (bits & kCloseTag) {

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,8 +50,17 @@ struct Exchange {
     py::Ref input;               // wsgi.input object of this request
     py::Ref environ;             // kept only for the access log
     std::uint64_t started_ns = 0;
+    // --threads: the app runs in a pool thread (call_env is its environ until the call).
+    bool threaded = false;
+    PyThreadState* ts = nullptr;  // the pool thread's state while it waits on the socket
+    py::Ref call_env;
+    Exchange* next_job = nullptr;  // the pool's queues (intrusive: no allocation per request)
 
     void reset();
+    // Around blocking socket work: drop the GIL and take it back (the loop thread's lazy GIL, or the
+    // pool thread's own thread state).
+    inline void unlock_gil();
+    inline void lock_gil();
 };
 
 struct ConnData {
@@ -94,6 +104,11 @@ public:
     }
     void set_gil_held() { gil_held_ = true; }
 
+    // --threads N > 1: N Python threads run the app (called on the loop thread, GIL held).
+    // start_pool: false with a Python error set. stop_pool joins the threads (none is busy by then).
+    bool start_pool(uv_loop_t* loop, unsigned n);
+    void stop_pool();
+
     // Used by start_response's write() and by the response path.
     bool send_headers(Exchange& ex, std::int64_t length_hint);
     bool send_body(Exchange& ex, PyObject* bytes);   // false: a Python error is set
@@ -103,8 +118,16 @@ public:
     // Environ (environ.cpp).
     PyObject* build_environ(net::Connection& c, ConnData& cd, const http::Request& req);
 
+    // Pool thread, GIL held: call the app and produce its response.
+    void run_in_thread(Exchange& ex);
+
 private:
+    struct Pool;
     ConnData* conn_data(net::Connection& c);
+    bool flush_threaded(Exchange& ex);
+    void submit(Exchange& ex);  // loop thread: hand the exchange to a pool thread
+    bool on_loop_thread() const;
+    void release_owner(void* owner);  // GIL held
     void run_response(Exchange& ex);
     void stream(Exchange& ex);
     bool try_sendfile(Exchange& ex);
@@ -129,7 +152,18 @@ private:
     std::vector<KeySlot> keys_;
     std::size_t nkeys_ = 0;
     std::string scratch_;
+    std::unique_ptr<Pool> pool_;  // null with one thread: the app runs on the loop thread
 };
+
+void Exchange::unlock_gil() {
+    if (threaded) ts = PyEval_SaveThread();
+    else handler->drop_gil();
+}
+
+void Exchange::lock_gil() {
+    if (threaded) PyEval_RestoreThread(ts);
+    else handler->ensure_gil();
+}
 
 // start_response.cpp / input.cpp helpers
 void start_response_detach(PyObject* sr);   // the exchange ended: later calls raise

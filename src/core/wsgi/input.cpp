@@ -32,12 +32,11 @@ Py_ssize_t size_arg(PyObject* arg) {
 // Appends up to `limit` bytes (-1: all) of the body to out; with `line`, stops after a '\n'.
 bool read_into(Exchange& ex, std::string& out, Py_ssize_t limit, bool line) {
     net::Connection& c = *ex.conn;
-    Handler& h = *ex.handler;
     while (limit < 0 || static_cast<Py_ssize_t>(out.size()) < limit) {
         if (c.body_done()) break;
-        h.drop_gil();
+        ex.unlock_gil();
         std::string_view v = c.body_peek();
-        h.ensure_gil();
+        ex.lock_gil();
         if (v.empty()) {
             if (c.body_failed()) {
                 body_failed(c);
@@ -74,10 +73,9 @@ PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
         // Read straight into the bytes object; shrink it if the body ends first.
         PyObject* b = PyBytes_FromStringAndSize(nullptr, size);
         if (!b) return nullptr;
-        Handler& h = *ex->handler;
-        h.drop_gil();
+        ex->unlock_gil();
         std::int64_t got = c.body_read(PyBytes_AS_STRING(b), static_cast<std::size_t>(size));
-        h.ensure_gil();
+        ex->lock_gil();
         if (got < 0) {
             Py_DECREF(b);
             return body_failed(c);

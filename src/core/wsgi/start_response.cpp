@@ -92,9 +92,9 @@ PyObject* write_call(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!h.send_body(*ex, data)) return nullptr;
     net::Connection& c = *ex->conn;
     bool ok;
-    h.drop_gil();
+    ex->unlock_gil();
     ok = c.flush_blocking();
-    h.ensure_gil();
+    ex->lock_gil();
     if (!ok) {
         PyErr_SetString(ClientDisconnected, "the client went away");
         return nullptr;
