@@ -127,6 +127,9 @@ bool Deflate::compress(const char* data, std::size_t n, std::string& out) {
     }
     // Z_SYNC_FLUSH ends with 00 00 ff ff, which the message leaves out (RFC 7692 7.2.1).
     if (used >= 4 && std::memcmp(out.data() + used - 4, kTail, 4) == 0) used -= 4;
+    // Nothing new to flush (an empty message after a flush): zlib writes nothing, but the peer appends
+    // 00 00 ff ff, which is only a valid empty stored block after a 00 byte.
+    if (used == 0) out[used++] = 0;
     out.resize(used);
     if (p_.server_no_context_takeover) deflateReset(z);
     return true;
