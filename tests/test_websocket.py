@@ -542,3 +542,54 @@ def test_thousand_connections_one_worker(start_server):
     t0 = time.monotonic()
     assert sum(asyncio.run(main())) == 1000
     assert time.monotonic() - t0 < 60
+
+
+# ------------------------------------------------------------------ shutdown, TLS
+
+def test_graceful_shutdown_closes_with_1001():
+    from tests.asgi_helpers import kill_group, luath_cmd, spawn, stop, wait_listening
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = spawn(luath_cmd(WS_APP, port, *ASGI_ARGS))
+    try:
+        wait_listening(proc, port)
+        with ws_connect(f"ws://{HOST}:{port}/echo", proxy=None, open_timeout=15) as ws:
+            ws.send("before")
+            assert ws.recv() == "before"
+            t0 = time.monotonic()
+            err = stop(proc)  # SIGTERM: open WebSockets get a close frame 1001 (going away)
+            assert time.monotonic() - t0 < 10, err
+            with pytest.raises(websockets.ConnectionClosed) as ei:
+                ws.recv(timeout=15)
+            assert ei.value.rcvd is not None and ei.value.rcvd.code == 1001
+    finally:
+        kill_group(proc)
+
+
+def test_wss_echo(start_server, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    from luath import _core
+
+    if not getattr(_core, "HAS_TLS", False):
+        pytest.skip("built without TLS")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    s = start_server(WS_APP, *ASGI_ARGS, "--ssl-certfile", str(tmp_path / "both.pem"), fresh=True)
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    import json
+
+    with ws_connect(f"wss://{HOST}:{s.port}/scope", ssl=ctx, proxy=None, open_timeout=15) as ws:
+        scope = json.loads(ws.recv())
+        assert scope["scheme"] == "wss" and "tls" in scope["extensions"]
+    with ws_connect(f"wss://{HOST}:{s.port}/echo", ssl=ctx, proxy=None, max_size=None, open_timeout=15) as ws:
+        for n in (0, 10, 70000, 3 << 20):
+            data = os.urandom(n)
+            ws.send(data)
+            assert ws.recv(timeout=30) == data
+        ws.send(["a", "b", "c"])
+        assert ws.recv() == "abc"
