@@ -74,7 +74,7 @@ void sha1(const void* data, std::size_t n, std::uint8_t out[20]) {
     for (; i + 64 <= n; i += 64) sha1_block(h, p + i);
     std::uint8_t tail[128] = {};
     std::size_t rest = n - i;
-    std::memcpy(tail, p + i, rest);
+    if (rest) std::memcpy(tail, p + i, rest);
     tail[rest] = 0x80;
     std::size_t tlen = rest + 1 + 8 <= 64 ? 64 : 128;
     std::uint64_t bits = static_cast<std::uint64_t>(n) * 8;
@@ -260,7 +260,7 @@ std::size_t close_frame(char* out, std::uint16_t code, std::string_view reason) 
     std::size_t h = frame_header(out, kClose, 2 + reason.size());
     out[h] = static_cast<char>(code >> 8);
     out[h + 1] = static_cast<char>(code);
-    std::memcpy(out + h + 2, reason.data(), reason.size());
+    if (!reason.empty()) std::memcpy(out + h + 2, reason.data(), reason.size());
     return h + 2 + reason.size();
 }
 
