@@ -649,6 +649,11 @@ void Connection::flush() {
         }
     } else {
         write_blocked_ = false;
+        if (state_ == State::WebSocket && timer.list == &server_.write_list()) {
+            // Everything written: the write timeout no longer applies; back to the ping timer.
+            server_.write_list().remove(&timer);
+            ws_arm_timer();
+        }
         if (state_ == State::Closing) {
             begin_linger();
             return;
