@@ -331,6 +331,29 @@ TEST(WsDeflate, RoundTripAndBomb) {
     evs = run(frame(0xC2, z), 0, 1000, 16384, &d2);
     ASSERT_EQ(evs.size(), 1u);
     EXPECT_EQ(evs[0].e, E::Message);
+    // Empty messages (zlib writes nothing for a flush with no new input) round-trip too.
+    {
+        Deflate enc3(p), d4(p);
+        std::string in, z0, z1, z2;
+        ASSERT_TRUE(enc3.compress("", 0, z0));
+        ASSERT_TRUE(enc3.compress("", 0, z1));
+        ASSERT_TRUE(enc3.compress("x", 1, z2));
+        EXPECT_FALSE(z1.empty());
+        auto e3 = run(frame(0xC2, z0) + frame(0xC2, z1) + frame(0xC2, z2), 1, 0, 16384, &d4);
+        ASSERT_EQ(e3.size(), 3u);
+        EXPECT_EQ(e3[0], (Ev{E::Message, "", false}));
+        EXPECT_EQ(e3[1], (Ev{E::Message, "", false}));
+        EXPECT_EQ(e3[2], (Ev{E::Message, "x", false}));
+    }
+    // Invalid UTF-8 inside a compressed text message is 1007.
+    {
+        Deflate enc4(p), d5(p);
+        std::string zz;
+        ASSERT_TRUE(enc4.compress("ok \xff", 4, zz));
+        auto e4 = run(frame(0xC1, zz), 0, 0, 16384, &d5);
+        ASSERT_EQ(e4.size(), 1u);
+        EXPECT_EQ(e4[0].code, 1007);
+    }
     // Garbage is 1007.
     Deflate d3(p);
     evs = run(frame(0xC2, "\xff\xff\xff\xff\xff"), 0, 0, 16384, &d3);

@@ -308,16 +308,17 @@ Receiver::Event Receiver::control(std::uint8_t opcode, char* payload, std::size_
     return Event::Close;
 }
 
-Receiver::Event Receiver::append(char* p, std::size_t n) {
-    if (compressed_) {
-        std::size_t before = msg_.size();
-        Deflate::Result r = deflate_->inflate(p, n, msg_, max_);
-        if (r == Deflate::Result::TooBig) return fail(kTooBig, "message too big");
-        if (r == Deflate::Result::Error) return fail(kInvalidData, "invalid compressed data");
-        if (text_ && !utf8_.feed(msg_.data() + before, msg_.size() - before))
-            return fail(kInvalidData, "invalid UTF-8 in a text message");
-        return Event::NeedMore;
+Receiver::Event Receiver::inflated(int result) {
+    switch (static_cast<Deflate::Result>(result)) {
+        case Deflate::Result::Ok: return Event::NeedMore;
+        case Deflate::Result::TooBig: return fail(kTooBig, "message too big");
+        case Deflate::Result::BadUtf8: return fail(kInvalidData, "invalid UTF-8 in a text message");
+        default: return fail(kInvalidData, "invalid compressed data");
     }
+}
+
+Receiver::Event Receiver::append(char* p, std::size_t n) {
+    if (compressed_) return inflated(static_cast<int>(deflate_->inflate(p, n, msg_, max_, text_ ? &utf8_ : nullptr)));
     if (text_ && !utf8_.feed(p, n)) return fail(kInvalidData, "invalid UTF-8 in a text message");
     msg_.append(p, n);
     return Event::NeedMore;
@@ -330,14 +331,8 @@ Receiver::Event Receiver::end_frame() {
         return Event::NeedMore;
     }
     in_message_ = false;
-    if (compressed_) {
-        std::size_t before = msg_.size();
-        Deflate::Result r = deflate_->finish(msg_, max_);
-        if (r == Deflate::Result::TooBig) return fail(kTooBig, "message too big");
-        if (r == Deflate::Result::Error) return fail(kInvalidData, "invalid compressed data");
-        if (text_ && !utf8_.feed(msg_.data() + before, msg_.size() - before))
-            return fail(kInvalidData, "invalid UTF-8 in a text message");
-    }
+    if (compressed_ && inflated(static_cast<int>(deflate_->finish(msg_, max_, text_ ? &utf8_ : nullptr))) == Event::Error)
+        return Event::Error;
     if (text_ && !utf8_.complete()) return fail(kInvalidData, "invalid UTF-8 in a text message");
     data_ = msg_;
     return Event::Message;

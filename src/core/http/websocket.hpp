@@ -135,6 +135,7 @@ private:
     Event control(std::uint8_t opcode, char* payload, std::size_t n);
     Event append(char* p, std::size_t n);     // payload bytes of the current data frame (unmasked)
     Event end_frame();                        // the current data frame's last byte was consumed
+    Event inflated(int deflate_result);       // Deflate::Result -> NeedMore or Error
 
     std::uint64_t max_ = 0;
     Deflate* deflate_ = nullptr;

@@ -135,7 +135,8 @@ bool Deflate::compress(const char* data, std::size_t n, std::string& out) {
     return true;
 }
 
-Deflate::Result Deflate::run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::uint64_t max) {
+Deflate::Result Deflate::run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::uint64_t max,
+                                     Utf8Validator* utf8) {
     auto* z = static_cast<z_stream*>(inf_);
     if (!z) {
         z = new z_stream();
@@ -147,62 +148,39 @@ Deflate::Result Deflate::run_inflate(const unsigned char* data, std::size_t n, s
     }
     z->next_in = const_cast<Bytef*>(data);
     z->avail_in = static_cast<uInt>(n);
-    while (z->avail_in > 0) {
-        std::size_t used = out.size();
-        std::size_t room = 16384;
-        if (max) {
-            if (used >= max) {
-                // Full: one more byte of output means too big.
-                unsigned char probe;
-                z->next_out = &probe;
-                z->avail_out = 1;
-                int r = ::inflate(z, Z_SYNC_FLUSH);
-                if (z->avail_out == 0) return Result::TooBig;
-                if (r != Z_OK && r != Z_BUF_ERROR && r != Z_STREAM_END) return Result::Error;
-                if (r == Z_BUF_ERROR && z->avail_in > 0) return Result::Error;
-                continue;
-            }
-            if (room > max - used) room = static_cast<std::size_t>(max - used);
-        }
-        out.resize(used + room);
+    constexpr std::size_t kChunk = 16384;
+    for (;;) {
+        const std::size_t used = out.size();
+        out.resize(used + kChunk);
         z->next_out = reinterpret_cast<Bytef*>(out.data() + used);
-        z->avail_out = static_cast<uInt>(room);
+        z->avail_out = static_cast<uInt>(kChunk);
         int r = ::inflate(z, Z_SYNC_FLUSH);
-        out.resize(used + room - z->avail_out);
+        const std::size_t now = used + kChunk - z->avail_out;
+        out.resize(now);
+        if (utf8) {
+            std::size_t lim = max && now > max ? static_cast<std::size_t>(max) : now;
+            if (lim > used && !utf8->feed(out.data() + used, lim - used)) return Result::BadUtf8;
+        }
+        if (max && now > max) return Result::TooBig;
         if (r == Z_STREAM_END) {
             // A final block inside a message: valid deflate; start over for what follows.
             inflateReset(z);
+            if (z->avail_in == 0) break;
             continue;
         }
         if (r != Z_OK && r != Z_BUF_ERROR) return Result::Error;
-        if (r == Z_BUF_ERROR && z->avail_out > 0) break;  // no progress possible: needs more input
+        if (z->avail_out > 0) break;  // all input taken and no output pending
     }
     return Result::Ok;
 }
 
-Deflate::Result Deflate::inflate(const char* data, std::size_t n, std::string& out, std::uint64_t max) {
-    return run_inflate(reinterpret_cast<const unsigned char*>(data), n, out, max);
+Deflate::Result Deflate::inflate(const char* data, std::size_t n, std::string& out, std::uint64_t max,
+                                 Utf8Validator* utf8) {
+    return run_inflate(reinterpret_cast<const unsigned char*>(data), n, out, max, utf8);
 }
 
-Deflate::Result Deflate::finish(std::string& out, std::uint64_t max) {
-    Result r = run_inflate(kTail, 4, out, max);
-    // Output may still be pending inside zlib after the input is all taken: drain it.
-    if (r == Result::Ok) {
-        auto* z = static_cast<z_stream*>(inf_);
-        for (;;) {
-            std::size_t used = out.size();
-            std::size_t room = 16384;
-            if (max && used >= max) room = 1;
-            out.resize(used + room);
-            z->next_out = reinterpret_cast<Bytef*>(out.data() + used);
-            z->avail_out = static_cast<uInt>(room);
-            int rr = ::inflate(z, Z_SYNC_FLUSH);
-            out.resize(used + room - z->avail_out);
-            if (max && out.size() > max) return Result::TooBig;
-            if (rr == Z_BUF_ERROR || z->avail_out > 0) break;
-            if (rr != Z_OK && rr != Z_STREAM_END) return Result::Error;
-        }
-    }
+Deflate::Result Deflate::finish(std::string& out, std::uint64_t max, Utf8Validator* utf8) {
+    Result r = run_inflate(kTail, 4, out, max, utf8);
     if (r == Result::Ok && p_.client_no_context_takeover) inflateReset(static_cast<z_stream*>(inf_));
     return r;
 }

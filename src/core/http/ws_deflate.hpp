@@ -9,6 +9,8 @@
 
 namespace luath::http::ws {
 
+class Utf8Validator;
+
 struct DeflateParams {
     bool server_no_context_takeover = false;
     bool client_no_context_takeover = false;
@@ -36,7 +38,7 @@ private:
 
 class Deflate {
 public:
-    enum class Result : std::uint8_t { Ok, TooBig, Error };
+    enum class Result : std::uint8_t { Ok, TooBig, Error, BadUtf8 };
 
     explicit Deflate(const DeflateParams& p) : p_(p) {}
     ~Deflate();
@@ -45,13 +47,17 @@ public:
 
     // Compresses a whole message into out (replacing its contents), without the final 00 00 ff ff.
     bool compress(const char* data, std::size_t n, std::string& out);
-    // Inflates compressed message bytes, appending to out; TooBig when out would exceed max (0: none).
-    Result inflate(const char* data, std::size_t n, std::string& out, std::uint64_t max);
+    // Inflates compressed message bytes, appending to out. The first problem in output order wins, so
+    // that the result does not depend on how the input was split: invalid UTF-8 (when utf8 is given,
+    // a text message) before the max-th output byte is BadUtf8, more than max bytes (0: no limit) is
+    // TooBig (at most 16 KiB past max are ever held), then a zlib error is Error.
+    Result inflate(const char* data, std::size_t n, std::string& out, std::uint64_t max, Utf8Validator* utf8);
     // The message's last compressed byte was given: appends the 00 00 ff ff tail and flushes.
-    Result finish(std::string& out, std::uint64_t max);
+    Result finish(std::string& out, std::uint64_t max, Utf8Validator* utf8);
 
 private:
-    Result run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::uint64_t max);
+    Result run_inflate(const unsigned char* data, std::size_t n, std::string& out, std::uint64_t max,
+                       Utf8Validator* utf8);
     DeflateParams p_;
     void* def_ = nullptr;  // z_stream*, made on first use
     void* inf_ = nullptr;
