@@ -529,17 +529,6 @@ PyObject* WsAccess::app_done(PyObject* self, PyObject* exc) {
 
 namespace {
 
-// The Python error set now, taken as an exception object (3.11 has no PyErr_GetRaisedException).
-PyObject* fetch_exception() {
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v && tb) PyException_SetTraceback(v, tb);
-    Py_XDECREF(t);
-    Py_XDECREF(tb);
-    return v;
-}
-
 PyMethodDef session_methods[] = {
     {"receive", WsAccess::receive, METH_NOARGS, "receive() -> awaitable of the next ASGI event"},
     {"send", WsAccess::send, METH_O, "send(message) -> awaitable"},
@@ -656,17 +645,15 @@ bool Handler::ws_request(net::Connection& c, ConnData& cd, const http::Request& 
             coro = py::Ref::steal(tp->tp_as_async->am_await(coro.get()));
         }
     }
-    if (!coro) {
-        py::Ref exc = py::Ref::steal(fetch_exception());
-        py::Ref r = py::Ref::steal(WsAccess::app_done(session.get(), exc ? exc.get() : Py_None));
-        return true;
+    if (coro) {
+        PyObject* sargs[2] = {coro.get(), session.get()};
+        py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 2, nullptr));
+        if (t) return true;
     }
-    PyObject* sargs[2] = {coro.get(), session.get()};
-    py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 2, nullptr));
-    if (!t) {
-        py::Ref exc = py::Ref::steal(fetch_exception());
-        py::Ref r = py::Ref::steal(WsAccess::app_done(session.get(), exc ? exc.get() : Py_None));
-    }
+    // The app could not even start: log why, answer 500.
+    s.app_done = true;
+    log_current("Exception in ASGI application (websocket)");
+    if (s.conn) refuse(c, 500, {});
     return true;
 }
 
