@@ -20,6 +20,10 @@ void Connection::ws_start(std::unique_ptr<ws::Deflate> deflate) {
     keep_alive_ = false;
     flush();  // the 101 response
     if (state_ != State::WebSocket) return;
+    if (server_.stopping()) {  // accepted while the server stops: going away at once
+        ws_close(ws::kGoingAway, "server shutting down");
+        return;
+    }
     ws_arm_timer();
     // Frames sent right behind the handshake are already buffered: poll will not report them.
     if (rbuf_ && rstart_ < rend_) ws_process();
