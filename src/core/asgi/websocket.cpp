@@ -24,7 +24,8 @@ namespace ws = http::ws;
 
 namespace {
 
-constexpr std::size_t kPauseAt = 8;  // unread messages held before reading pauses
+constexpr std::size_t kPauseAt = 8;              // unread messages held before reading pauses
+constexpr std::size_t kPauseBytes = 1u << 20;     // or unread bytes
 
 struct Keys {
     PyObject *type, *bytes, *text, *code, *reason, *subprotocol, *subprotocols, *headers, *status, *body,
@@ -67,7 +68,8 @@ struct State {
     std::unique_ptr<net::ResponseWriter> w;  // a denial response
     py::Ref pending_receive;           // a future a receive() waits on
     py::Ref pending_send;              // a future a send() waits on (backpressure)
-    std::deque<py::Ref> queue;         // messages received, not yet taken
+    std::deque<std::pair<py::Ref, std::size_t>> queue;  // messages received, not yet taken (and sizes)
+    std::size_t queued_bytes = 0;
     py::Ref close_reason;              // str
     std::string ext_response;          // Sec-WebSocket-Extensions answer, empty: none
     ws::DeflateParams deflate;
@@ -168,9 +170,10 @@ PyObject* WsAccess::receive(PyObject* self, PyObject*) {
         return m ? ready(m.get()) : nullptr;
     }
     if (!s.queue.empty()) {
-        py::Ref m = std::move(s.queue.front());
+        py::Ref m = std::move(s.queue.front().first);
+        s.queued_bytes -= s.queue.front().second;
         s.queue.pop_front();
-        if (s.paused && s.queue.size() < kPauseAt) {
+        if (s.paused && s.queue.size() < kPauseAt && s.queued_bytes < kPauseBytes) {
             s.paused = false;
             if (s.conn) {
                 s.conn->ws_resume();
@@ -207,8 +210,9 @@ void Handler::on_ws_message(net::Connection& c, bool text, std::string_view data
         resolve(s.pending_receive, msg.get());
         return;
     }
-    s.queue.push_back(std::move(msg));
-    if (s.queue.size() >= kPauseAt && !s.paused) {
+    s.queue.emplace_back(std::move(msg), data.size());
+    s.queued_bytes += data.size();
+    if ((s.queue.size() >= kPauseAt || s.queued_bytes >= kPauseBytes) && !s.paused) {
         s.paused = true;
         c.ws_pause();
     }
