@@ -78,7 +78,7 @@ async def app(scope, receive, send):
             if msg["type"] == "websocket.disconnect":
                 return
             n += 1
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.01)
             if msg.get("text") == "count":
                 await send({"type": "websocket.send", "text": str(n)})
     if path == "/flood":
