@@ -593,3 +593,18 @@ def test_wss_echo(start_server, tmp_path):
             assert ws.recv(timeout=30) == data
         ws.send(["a", "b", "c"])
         assert ws.recv() == "abc"
+
+
+def test_frames_right_behind_the_handshake(srv):
+    """A client that does not wait for the 101: its first frames arrive with the request head."""
+    with socket.create_connection((HOST, srv.port), timeout=15) as c:
+        req = (f"GET /echo HTTP/1.1\r\nHost: x\r\n{UPGRADE}\r\n").encode()
+        c.sendall(req + client_frame(0x81, b"early 1") + client_frame(0x82, b"early 2"))
+        data = b""
+        while data.count(b"early") < 2:
+            chunk = c.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert rest == b"\x81\x07early 1\x82\x07early 2"
