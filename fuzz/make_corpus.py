@@ -144,3 +144,39 @@ write("proxy", PROXY)
 # The chunked target's first byte selects the body limit (0: none, 1: 16, 2: 1000, 3: 1 MiB).
 for sel in (b"\x00", b"\x01", b"\x02"):
     write("chunked", CHUNKED[:: (1 if sel == b"\x00" else 3)], sel)
+
+
+# WebSocket frames (fuzz_websocket): the first byte picks the size limit (bits 0-1), no views (bit 2)
+# and permessage-deflate (bit 3); masked client frames follow.
+def ws_frame(first: int, payload: bytes, key: bytes = b"\x12\x34\x56\x78") -> bytes:
+    import struct
+    n = len(payload)
+    head = bytes([first, 0x80 | n]) if n < 126 else (
+        bytes([first, 0x80 | 126]) + struct.pack("!H", n) if n < 65536 else bytes([first, 0x80 | 127]) + struct.pack("!Q", n))
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def write_websocket_corpus() -> None:
+    import zlib
+    z = zlib.compressobj(-1, zlib.DEFLATED, -15)
+    comp = (z.compress(b"hello hello hello") + z.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    seeds = [
+        b"\x00" + ws_frame(0x81, b"hello"),
+        b"\x00" + ws_frame(0x82, bytes(range(200))),
+        b"\x02" + ws_frame(0x01, b"frag") + ws_frame(0x89, b"ping") + ws_frame(0x80, b"ment"),
+        b"\x00" + ws_frame(0x88, b"\x03\xe8bye"),
+        b"\x00" + ws_frame(0x8A, b""),
+        b"\x04" + ws_frame(0x81, "\u20ac uro".encode()),
+        b"\x01" + ws_frame(0x82, b"x" * 20),
+        b"\x08" + ws_frame(0xC1, comp),
+        b"\x08" + ws_frame(0x41, comp[:3]) + ws_frame(0x80, comp[3:]),
+        b"\x00" + bytes([0x81, 0x05]) + b"hello",  # unmasked
+    ]
+    out = HERE / "corpus" / "websocket"
+    out.mkdir(parents=True, exist_ok=True)
+    for s in seeds:
+        (out / hashlib.sha1(s).hexdigest()[:16]).write_bytes(s)
+
+
+if __name__ == "__main__":
+    write_websocket_corpus()

@@ -76,6 +76,24 @@ bool read_tls(PyObject* cfg, luath::net::Config& c) {
     return true;
 }
 
+bool get_bool(PyObject* cfg, const char* key, bool& out) {
+    PyObject* v = PyDict_GetItemString(cfg, key);  // borrowed
+    if (!v || v == Py_None) return true;
+    int r = PyObject_IsTrue(v);
+    if (r < 0) return false;
+    out = r == 1;
+    return true;
+}
+
+bool read_ws(PyObject* cfg, luath::net::Config& c) {
+    std::string mode;
+    if (!get_str(cfg, "ws", mode)) return false;
+    if (!mode.empty()) c.ws_enabled = mode != "none";
+    return get_u64(cfg, "ws_max_size", c.ws_max_size) && get_ms(cfg, "ws_ping_interval", c.ws_ping_interval_ms) &&
+           get_ms(cfg, "ws_ping_timeout", c.ws_ping_timeout_ms) &&
+           get_bool(cfg, "ws_per_message_deflate", c.ws_deflate);
+}
+
 bool read_config(PyObject* cfg, luath::net::Config& c) {
     auto& l = c.limits;
     return get_uint(cfg, "max_request_line", l.max_request_line) &&
@@ -90,7 +108,7 @@ bool read_config(PyObject* cfg, luath::net::Config& c) {
            get_uint(cfg, "write_buffer_low", c.write_low_water) &&
            get_uint(cfg, "limit_concurrency", c.max_connections) &&
            get_u64(cfg, "max_requests", c.max_requests) &&
-           get_uint(cfg, "proxy_protocol", c.proxy_protocol) && read_tls(cfg, c);
+           get_uint(cfg, "proxy_protocol", c.proxy_protocol) && read_tls(cfg, c) && read_ws(cfg, c);
 }
 
 }  // namespace

@@ -110,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=d.access_log,
                    help="log every response on luath.access (default: off; without --log-config on stdout)")
     g.add_argument("--access-log-format", choices=("combined", "json"), default=d.access_log_format)
+    g = p.add_argument_group("websocket (ASGI)")
+    g.add_argument("--ws", choices=("auto", "none"), default=d.ws,
+                   help="WebSocket upgrades for ASGI apps (none: answered as plain HTTP)")
+    g.add_argument("--ws-max-size", type=_nonneg_int, default=d.ws_max_size, metavar="BYTES",
+                   help="largest message (after decompression); larger closes with 1009 (default: 16 MiB)")
+    g.add_argument("--ws-ping-interval", type=_seconds, default=d.ws_ping_interval, metavar="S",
+                   help="send a ping this often (0 = never; default: %(default)s)")
+    g.add_argument("--ws-ping-timeout", type=_seconds, default=d.ws_ping_timeout, metavar="S",
+                   help="close with 1011 when no pong comes within this (0 = wait forever; default: %(default)s)")
+    g.add_argument("--ws-per-message-deflate", action=argparse.BooleanOptionalAction,
+                   default=d.ws_per_message_deflate, help="permessage-deflate compression (default: on)")
     _tls.add_cli_options(p)
     return p
 

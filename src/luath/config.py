@@ -76,6 +76,12 @@ class Config:
     ssl_min_version: str = "1.2"        # "1.2" or "1.3"
     ssl_ticket_keys: bytes | None = field(default=None, repr=False)  # made in validate(), before forking
     timeout_tls_handshake: float = 10.0
+    # WebSocket (ASGI apps): "auto" or "none" (upgrades answered as plain HTTP)
+    ws: str = "auto"
+    ws_max_size: int = 16 * 1024 * 1024   # bytes of one message after decompression (0 = no limit)
+    ws_ping_interval: float = 20.0        # seconds between pings (0 = none)
+    ws_ping_timeout: float = 20.0         # no pong within this: close 1011 (0 = wait forever)
+    ws_per_message_deflate: bool = True
     extra: dict = field(default_factory=dict)
 
     ENGINE_KEYS = (
@@ -94,6 +100,11 @@ class Config:
         "limit_concurrency",
         "proxy_protocol",
         "threads",
+        "ws",
+        "ws_max_size",
+        "ws_ping_interval",
+        "ws_ping_timeout",
+        "ws_per_message_deflate",
     )
 
     def engine_options(self) -> dict:
@@ -133,6 +144,10 @@ class Config:
             raise ValueError("limit_concurrency must be 0 (no limit) or positive")
         if self.max_requests < 0 or self.max_requests_jitter < 0:
             raise ValueError("max_requests and max_requests_jitter must be 0 or positive")
+        if self.ws not in ("auto", "none"):
+            raise ValueError(f"ws must be auto or none, not {self.ws!r}")
+        if self.ws_max_size < 0 or self.ws_ping_interval < 0 or self.ws_ping_timeout < 0:
+            raise ValueError("ws_max_size, ws_ping_interval and ws_ping_timeout must be 0 or positive")
         if self.access_log_format not in ("combined", "json"):
             raise ValueError(f"access_log_format must be combined or json, not {self.access_log_format!r}")
         if not 0 <= self.uds_mode <= 0o7777:

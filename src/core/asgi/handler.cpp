@@ -243,6 +243,7 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
         c.user = d;
     }
     ConnData& cd = *static_cast<ConnData*>(c.user);
+    if (req.upgrade && ws_request(c, cd, req)) return;  // WebSocket: asgi/websocket.cpp
     Exchange* ex = PyObject_New(Exchange, ExchangeType);
     if (!ex) {
         PyErr_Clear();
@@ -657,6 +658,10 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
 
 void Handler::on_drain(net::Connection& c) {
     auto* cd = static_cast<ConnData*>(c.user);
+    if (cd && cd->ws) {
+        ws_drain(*cd);
+        return;
+    }
     if (!cd || !cd->exchange) return;
     auto* ex = reinterpret_cast<Exchange*>(cd->exchange.get());
     if (!ex->pending_send) return;
@@ -674,6 +679,7 @@ void Handler::on_close(net::Connection& c) {
         auto* ex = reinterpret_cast<Exchange*>(cd->exchange.get());
         if (ex->conn == &c) detach(ex, true);
     }
+    if (cd->ws) ws_conn_closed(*cd);
     cd->exchange.reset();
     cd->client.reset();
     cd->extensions.reset();

@@ -48,6 +48,7 @@ struct ConnData {
     py::Ref client;              // (host, port) of the peer
     py::Ref extensions;          // with TLS: the scope's extensions, holding this connection's "tls"
     py::Ref exchange;            // the exchange now on this connection
+    py::Ref ws;                  // the WebSocket session on this connection (asgi/websocket.cpp), or null
 };
 
 struct Options {
@@ -72,6 +73,9 @@ public:
     void on_input(net::Connection& c) override;
     bool reads_during_app() const override { return true; }
     void release(void* owner) override;
+    // WebSocket (asgi/websocket.cpp)
+    void on_ws_message(net::Connection& c, bool text, std::string_view data) override;
+    void on_ws_closed(net::Connection& c, int code, std::string_view reason) override;
 
     // Used by the Exchange methods.
     PyObject* receive(Exchange* ex);           // an awaitable
@@ -83,6 +87,11 @@ public:
     void set_server(net::Server* s) { server_ = s; }
 
 private:
+    friend struct WsAccess;
+    // An upgrade request: true when it was handled as a WebSocket (or refused as a bad handshake).
+    bool ws_request(net::Connection& c, ConnData& cd, const http::Request& req);
+    void ws_drain(ConnData& cd);
+    void ws_conn_closed(ConnData& cd);
     PyObject* build_scope(net::Connection& c, ConnData& cd, const http::Request& req);
     PyObject* header_name(std::string_view name);
     PyObject* tls_extensions(net::Connection& c);

@@ -45,6 +45,7 @@ void Connection::start(int fd, const sockaddr_storage& peer, const sockaddr_stor
     head_started_ = false;
     body_done_ = true;
     body_failed_ = false;
+    ws_active_ = ws_paused_ = ws_close_sent_ = ws_ended_ = ws_awaiting_pong_ = false;
     user = nullptr;
     uv_poll_init(server_.loop(), &poll_, fd);
     poll_.data = this;
@@ -254,6 +255,7 @@ void Connection::update_poll() {
     if (state_ == State::App && server_.handler().reads_during_app() && !peer_closed_ &&
         (!rbuf_ || rend_ < rcap_ || rstart_ > 0 || piece_off_ > 0))
         ev |= UV_READABLE;
+    if (state_ == State::WebSocket && !ws_paused_) ev |= UV_READABLE;
     if (write_blocked_) ev |= UV_WRITABLE;
     if (ev == poll_events_) return;
     poll_events_ = ev;
@@ -294,6 +296,10 @@ void Connection::on_readable() {
     }
     if (state_ == State::App) {
         read_during_app();
+        return;
+    }
+    if (state_ == State::WebSocket) {
+        ws_read();
         return;
     }
     if (state_ != State::Head) return;
@@ -390,7 +396,7 @@ void Connection::on_writable() {
         begin_linger();
         return;
     }
-    if (state_ == State::App && waiting_drain_) {
+    if ((state_ == State::App || state_ == State::WebSocket) && waiting_drain_) {
         waiting_drain_ = false;
         in_handler_ = true;
         server_.handler().on_drain(*this);
@@ -403,6 +409,7 @@ void Connection::on_writable() {
     if (state_ == State::Head && backpressured_) backpressured_ = false;
     if (state_ == State::Head) process_buffer();
     else update_poll();
+    if (state_ == State::WebSocket && !timer.list) ws_arm_timer();
 }
 
 // ---------------------------------------------------------------- requests
@@ -735,6 +742,11 @@ void Connection::flush() {
         }
     } else {
         write_blocked_ = false;
+        if (state_ == State::WebSocket && timer.list == &server_.write_list()) {
+            // Everything written: the write timeout no longer applies; back to the ping timer.
+            server_.write_list().remove(&timer);
+            ws_arm_timer();
+        }
         if (state_ == State::Closing) {
             begin_linger();
             return;
@@ -863,7 +875,10 @@ bool Connection::idle_for_shutdown() const {
 }
 
 void Connection::on_timeout(TimerList* which) {
-    (void)which;
+    if (which == &server_.ws_ping_list() || which == &server_.ws_pong_list()) {
+        ws_on_timeout(which);
+        return;
+    }
     close();
 }
 
@@ -881,6 +896,10 @@ void Connection::do_close() {
     state_ = State::Closed;
     close_pending_ = false;
     if (timer.list) timer.list->remove(&timer);
+    if (ws_active_ && !ws_ended_) {
+        ws_ended_ = true;
+        server_.handler().on_ws_closed(*this, http::ws::kAbnormal, {});
+    }
     server_.handler().on_close(*this);
     out_.clear();
     release_buffer();

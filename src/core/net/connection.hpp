@@ -4,6 +4,7 @@
 //   Head      waiting for / reading a request head (keep-alive idle when the buffer is empty)
 //   App       a request is with the handler (its response may be streaming)
 //   Closing   flushing the last response before shutting down the write side
+//   WebSocket the handler accepted an upgrade: frames are parsed, messages go to the handler
 //   Lingering write side shut; reading and discarding until the client closes or linger_ms pass
 //   Closed    handle closing; the object returns to the server's free list
 // Every error reaches the one close path, close().
@@ -14,10 +15,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "http/parser.hpp"
 #include "http/response.hpp"
+#include "http/websocket.hpp"
+#include "http/ws_deflate.hpp"
 #include "net/outqueue.hpp"
 #include "net/tls.hpp"
 #include "net/timer_list.hpp"
@@ -28,7 +32,7 @@ class Server;
 
 class Connection {
 public:
-    enum class State : std::uint8_t { Proxy, Handshake, Head, App, Closing, Lingering, Closed };
+    enum class State : std::uint8_t { Proxy, Handshake, Head, App, Closing, Lingering, Closed, WebSocket };
 
     explicit Connection(Server& s);
     Connection(const Connection&) = delete;
@@ -104,6 +108,20 @@ public:
     // Loop thread, graceful timeout: make the pool thread's socket I/O fail so it hands back soon.
     void interrupt_thread();
 
+    // --- WebSocket (net/websocket.cpp)
+    // The handler queued the 101 response: from now on the connection speaks WebSocket. deflate: the
+    // negotiated permessage-deflate state, or null. Frames already buffered are parsed now.
+    void ws_start(std::unique_ptr<http::ws::Deflate> deflate);
+    // Queues one message (compressed when permessage-deflate is on); owner (may be null) keeps the
+    // bytes alive and is released through the handler. False when the WebSocket is no longer open.
+    bool ws_send(bool text, const char* p, std::size_t n, void* owner);
+    // Sends a close frame (code 0: none) and waits for the peer's, up to ws_close_timeout_ms.
+    void ws_close(std::uint16_t code, std::string_view reason);
+    // Stop / resume parsing frames and reading (the handler holds too many unread messages).
+    void ws_pause();
+    void ws_resume();
+    bool ws_open() const { return state_ == State::WebSocket && !ws_close_sent_; }
+
     // --- used by Server
     void start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local);
     void close();
@@ -141,6 +159,12 @@ private:
     bool tls_buffered() const;
     void release_buffer();
     void do_close();
+    void ws_read();
+    void ws_process();
+    void ws_end(int code, std::string_view reason);
+    void ws_control(std::uint8_t opcode, const char* p, std::size_t n);
+    void ws_arm_timer();
+    void ws_on_timeout(TimerList* which);
 
     Server& server_;
     uv_poll_t poll_;
@@ -180,6 +204,16 @@ private:
     bool expect_continue_ = false;
 
     OutQueue out_;
+
+    // WebSocket
+    http::ws::Receiver ws_rx_;
+    std::unique_ptr<http::ws::Deflate> ws_deflate_;
+    std::string ws_zbuf_;               // a compressed outgoing message
+    bool ws_active_ = false;            // ws_start was called on this connection
+    bool ws_paused_ = false;
+    bool ws_close_sent_ = false;
+    bool ws_ended_ = false;             // on_ws_closed was called
+    bool ws_awaiting_pong_ = false;
 #ifdef LUATH_HAVE_TLS
     std::unique_ptr<TlsSession> tls_;
 #else

@@ -117,6 +117,8 @@ void Server::close_idle() {
         Connection* next = c->all_next;
         if (c->state() == Connection::State::Head || c->state() == Connection::State::Handshake) {
             if (c->idle_for_shutdown()) c->close();
+        } else if (c->state() == Connection::State::WebSocket) {
+            c->ws_close(1001, "server shutting down");  // going away; closes when the peer answers
         }
         c = next;
     }
@@ -238,7 +240,8 @@ void Server::on_sweep(uv_timer_t* t) { static_cast<Server*>(t->data)->sweep(); }
 
 void Server::sweep() {
     const std::uint64_t now = uv_now(loop_);
-    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_, &body_list_, &hs_list_}) {
+    for (TimerList* list : {&ka_list_, &head_list_, &linger_list_, &write_list_, &body_list_, &hs_list_,
+                            &ws_ping_list_, &ws_pong_list_, &ws_close_list_}) {
         while (list->head && list->head->deadline <= now) {
             TimerNode* n = list->head;
             list->remove(n);
@@ -247,7 +250,8 @@ void Server::sweep() {
         }
     }
     if (ka_list_.empty() && head_list_.empty() && linger_list_.empty() && write_list_.empty() &&
-        body_list_.empty() && hs_list_.empty()) {
+        body_list_.empty() && hs_list_.empty() && ws_ping_list_.empty() && ws_pong_list_.empty() &&
+        ws_close_list_.empty()) {
         uv_timer_stop(&sweep_timer_);
         sweep_armed_ = false;
     }

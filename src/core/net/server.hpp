@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace luath::net {
 
@@ -38,6 +39,13 @@ struct Config {
     bool proxy_protocol = false;                  // every connection starts with a PROXY protocol header
     bool tls = false;                             // terminate TLS with `tls_config`
     TlsConfig tls_config;
+    // WebSocket (ASGI): upgrades accepted at all, largest message, keep-alive pings, permessage-deflate
+    bool ws_enabled = true;
+    std::uint64_t ws_max_size = 16u << 20;        // bytes after inflation; 0: no limit
+    std::uint32_t ws_ping_interval_ms = 20000;    // 0: no pings
+    std::uint32_t ws_ping_timeout_ms = 20000;     // no pong within this: close 1011; 0: wait forever
+    std::uint32_t ws_close_timeout_ms = 5000;     // after our close frame, wait this long for the peer's
+    bool ws_deflate = true;
 };
 
 // The application side of the server (WSGI, ASGI). Every callback runs on the loop thread. (A WSGI
@@ -58,6 +66,13 @@ public:
     // True for handlers that let the app run while the loop goes on (ASGI): the connection keeps
     // reading body bytes and notices a client that leaves.
     virtual bool reads_during_app() const { return false; }
+    // WebSocket (after Connection::ws_start): a whole text or binary message arrived (the view is valid
+    // only during the call).
+    virtual void on_ws_message(Connection&, bool /*text*/, std::string_view) {}
+    // The WebSocket ended: the peer's close frame (its code, kNoStatus 1005 when none), a protocol
+    // error (the code we closed with), the peer vanishing (1006) or a ping timeout (1011). Called once;
+    // the connection is closing and sends nothing more.
+    virtual void on_ws_closed(Connection&, int /*code*/, std::string_view /*reason*/) {}
     // An owner handed to OutQueue::append_ref/append_file is no longer needed.
     virtual void release(void* owner) = 0;
     // The loop is about to wait for events (drop the GIL here).
@@ -117,6 +132,9 @@ public:
     TimerList& write_list() { return write_list_; }
     TimerList& body_list() { return body_list_; }
     TimerList& handshake_list() { return hs_list_; }
+    TimerList& ws_ping_list() { return ws_ping_list_; }
+    TimerList& ws_pong_list() { return ws_pong_list_; }
+    TimerList& ws_close_list() { return ws_close_list_; }
     TlsContext* tls_context() const { return tls_.get(); }
     // Why the TLS context could not be made (bad certificate, key, ...); empty when fine.
     const std::string& tls_error() const { return tls_error_; }
@@ -151,6 +169,7 @@ private:
     std::vector<Connection*> free_conns_;
     std::size_t nconns_ = 0;
     TimerList ka_list_, head_list_, linger_list_, write_list_, body_list_, hs_list_;
+    TimerList ws_ping_list_, ws_pong_list_, ws_close_list_;
     std::unique_ptr<TlsContext> tls_;
     std::string tls_error_;
     uv_timer_t sweep_timer_;
