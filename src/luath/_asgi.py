@@ -1,10 +1,20 @@
 """The Python half of the ASGI layer: asyncio as the outer loop around luath's libuv loop, the
 continuation of application coroutines that wait, and lifespan.
 
-Each request's coroutine runs in its own asyncio Task (sniffio, anyio and asyncio.current_task() need
-one), started eagerly on Python 3.12+ so that an app that never waits has answered before the engine's
-callback returns. libuv's backend file descriptor is watched with loop.add_reader and libuv's next
-timer is mirrored with loop.call_later, so nothing polls.
+Each request's coroutine is driven by the engine itself at once (no Task, no trip through the event
+loop for an app that never waits), in a copy of the context like a Task, with a "spare" asyncio Task
+entered as the current task (asyncio.tasks._enter_task/_leave_task) so that asyncio.current_task(),
+anyio and sniffio see a Task. If the coroutine waits, that spare Task takes it over (its first step
+waits on the very future the coroutine yielded), so cancellation, exceptions and current_task() are
+a Task's from then on; the next request gets a new spare. What differs from a Task of its own while
+the coroutine runs eagerly: asyncio.current_task() is the spare, which is shared by the requests
+that finish without waiting (task-local bookkeeping keyed on it, such as anyio's, sees one task
+running them one after the other), and its name is not per request. Without the private API (it is
+checked when the worker starts), each request runs in its own Task made by _spawn (eager_start on
+3.12+).
+
+libuv's backend file descriptor is watched with loop.add_reader and libuv's next timer is mirrored
+with loop.call_later, so nothing polls.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import asyncio
 import logging
 import signal
 import sys
+from time import monotonic
 
 from . import _logging
 
@@ -21,6 +32,17 @@ log = logging.getLogger("luath.error")
 
 # asyncio.Task(..., eager_start=True) (3.12+) runs the coroutine's first step at once, inside its Task.
 EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def task_switch():
+    """asyncio's private (_enter_task, _leave_task), which make a Task the current one while the
+    engine drives a request's coroutine; None when this Python has not got them (tested in
+    tests/test_asgi_eager.py so that a change in asyncio fails loudly)."""
+    enter = getattr(asyncio.tasks, "_enter_task", None)
+    leave = getattr(asyncio.tasks, "_leave_task", None)
+    if callable(enter) and callable(leave):
+        return enter, leave
+    return None
 
 
 def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
@@ -136,6 +158,7 @@ class Worker:
         self.server = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer = None
+        self._timer_when = 0.0
         self._wake_pending = False
         self._tasks: set = set()
         self._stop = None
@@ -143,9 +166,6 @@ class Worker:
     # -- the bridge between the loops
     def _tick(self) -> None:
         self._wake_pending = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         server = self.server
         if server is None:
             return
@@ -153,9 +173,20 @@ class Worker:
         if timeout == 0:
             self._wake()
         elif timeout > 0:
-            self._timer = self.loop.call_later(timeout / 1000.0, self._tick)
+            # libuv's next timer, mirrored: the armed asyncio timer is kept unless this one is due
+            # earlier (a timer that fires early only runs libuv once more), so a tick costs no timer.
+            when = monotonic() + timeout / 1000.0
+            if self._timer is None or when < self._timer_when - 0.002:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = self.loop.call_later(timeout / 1000.0, self._on_timer)
+                self._timer_when = when
         if server.done and self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._tick()
 
     def _wake(self) -> None:
         if not self._wake_pending:
@@ -178,6 +209,13 @@ class Worker:
             exchange.app_done(None)
         finally:
             tasks.discard(task)
+
+    def _new_task(self, cont):
+        """A Task around an engine continuation (a spare that later continues a request that waits)."""
+        task = self.loop.create_task(cont)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _spawn(self, coro, exchange):
         if EAGER_TASKS:  # the app runs now; one that never waits has finished before this returns
@@ -210,6 +248,8 @@ class Worker:
             "server": (host, port),
             "extensions": {"http.response.pathsend": {}, "http.response.trailers": {}},
         }
+        switch = task_switch()
+        eager = (self.loop, switch[0], switch[1], self._new_task) if switch else None
         self.server = _core.AsgiServer(
             self.app,
             [s.fileno() for s in socks],
@@ -219,6 +259,7 @@ class Worker:
             self.loop.create_future,
             self._wake,
             _logging.log_app_error,
+            eager=eager,
         )
         if lifespan.supported and lifespan.state:
             self.server.set_state(lifespan.state)
@@ -229,7 +270,7 @@ class Worker:
         self.loop.add_reader(fd, self._tick)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self._signal)
-        self._tick()
+        self._wake()  # the first run from a loop callback: no task is current there
         try:
             await self._stop
         finally:
@@ -239,7 +280,8 @@ class Worker:
             if self._timer is not None:
                 self._timer.cancel()
         # Requests whose coroutines still run after their connection closed (background work) get the
-        # rest of the graceful period.
+        # rest of the graceful period; the spare Task ends now.
+        self.server.cancel_spare()
         if self._tasks:
             done, pending = await asyncio.wait(set(self._tasks), timeout=self.cfg.timeout_graceful_shutdown)
             for t in pending:

@@ -82,7 +82,7 @@ PyObject* ex_app_done(PyObject* self, PyObject* exc) {
 void ex_dealloc(PyObject* self) {
     auto* ex = reinterpret_cast<Exchange*>(self);
     PyTypeObject* tp = Py_TYPE(self);
-    delete ex->w;
+    if (ex->w) ex->w->~ResponseWriter();
     Py_CLEAR(ex->pending_receive);
     Py_CLEAR(ex->pending_send);
     Py_CLEAR(ex->scope);

@@ -1,5 +1,6 @@
-// The ASGI 3 side of a worker: HTTP scopes, receive/send, each request's coroutine started as an
-// eager asyncio Task (it runs at once; an app that never waits finishes without a loop round trip). asyncio is the outer loop: the Python
+// The ASGI 3 side of a worker: HTTP scopes, receive/send, and each request's coroutine driven from
+// here (see Handler::run_eager): an app that never waits finishes with no Task and no trip through the
+// event loop; one that waits is handed to an asyncio Task. asyncio is the outer loop: the Python
 // runner watches libuv's backend fd and calls Server::run_nowait(); the GIL is always held.
 #pragma once
 
@@ -24,7 +25,7 @@ struct Exchange {
     PyObject_HEAD
     Handler* handler;            // borrowed; the handler outlives every exchange it serves
     net::Connection* conn;       // borrowed; null once the response completed or the client left
-    net::ResponseWriter* w;      // owned (heap), valid while conn is set
+    net::ResponseWriter* w;      // &wbuf, valid while conn is set
     PyObject* pending_receive;   // owned future a receive() is waiting on, or null
     PyObject* pending_send;      // owned future a send() is waiting on (backpressure), or null
     bool http10, head, te_trailers;
@@ -38,10 +39,28 @@ struct Exchange {
     int status;
     PyObject* scope;             // owned, only with an access log
     std::uint64_t started_ns;
+    net::ResponseWriter wbuf;    // what w points to (constructed in place, no allocation per request)
+};
+
+// The coroutine-like object an asyncio Task runs for a request whose app waits (luath._core.AppTask).
+// A Task is made for it before any request (a spare, parked on a future); while a request's coroutine
+// is driven eagerly that Task is asyncio's current task; if the coroutine waits, the spare is bound
+// to it: its first step yields the future the coroutine yielded, later steps forward send/throw to
+// the coroutine (run in the request's context) and report how it ended.
+struct Continuation {
+    PyObject_HEAD
+    Handler* handler;            // borrowed; null once the handler is gone
+    PyObject* exchange;          // owned; null while a spare
+    PyObject* coro;              // owned; the app's coroutine (null while a spare and once it ended)
+    PyObject* ctx;               // owned; the request's contextvars.Context
+    PyObject* first;             // owned; what the coroutine yielded while driven eagerly, yielded first
+    PyObject* park;              // owned; the future a spare's Task waits on
+    bool dead;                   // ended (or a spare that was cancelled)
 };
 
 extern PyTypeObject* ExchangeType;
 extern PyTypeObject* ReadyType;
+extern PyTypeObject* ContinuationType;
 bool init_types(PyObject* module);
 
 struct ConnData {
@@ -59,6 +78,12 @@ struct Options {
     py::Ref log_error;           // log_error(exc, message)
     py::Ref state;               // lifespan state (a dict), copied shallowly into each scope; or null
     py::Ref access_log;          // access_log(scope, status, length, seconds) after each response, or null
+    // Eager start (all set, or all null: every request then goes through spawn): the loop,
+    // asyncio.tasks._enter_task/_leave_task, and new_task(continuation) -> a Task running it.
+    py::Ref loop;
+    py::Ref enter_task;
+    py::Ref leave_task;
+    py::Ref new_task;
 };
 
 class Handler final : public net::Handler {
@@ -82,8 +107,26 @@ public:
     void wake();
     void set_server(net::Server* s) { server_ = s; }
 
+    // server_run brackets libuv's run with these: requests are driven eagerly only inside it.
+    void begin_run();
+    void end_run();
+    void cancel_spare();  // graceful stop: the spare Task is cancelled (it ends at once)
+    // One step of an app coroutine in its context (send value, or throw exc when exc is set).
+    // PYGEN_NEXT: *result is what it yielded. PYGEN_RETURN: it ended (reported; an Exception it raised
+    // was logged and swallowed). PYGEN_ERROR: it raised a BaseException (reported), still set.
+    PySendResult step(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* value, PyObject* exc,
+                      PyObject** result);
+    void spare_died(Continuation* c);
+    PyObject* new_future() { return PyObject_CallNoArgs(opts_.create_future.get()); }
+
 private:
     PyObject* build_scope(net::Connection& c, ConnData& cd, const http::Request& req);
+    void start_app(Exchange* ex, PyObject* coro);
+    void run_eager(Exchange* ex, PyObject* coro);
+    void run_deferred();
+    bool make_spare();
+    void bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first);
+    void ended(Exchange* ex, bool failed);
     PyObject* header_name(std::string_view name);
     PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
@@ -105,6 +148,16 @@ private:
     std::vector<NameSlot> names_;
     std::size_t nnames_ = 0;
     std::string scratch_;
+    py::Ref scope_template_;     // every scope key in order, constants set: copied per request (no resize)
+    bool in_run_ = false;        // inside server_run (no asyncio task is running)
+    int depth_ = 0;              // app coroutine steps running now (from here or from a Continuation)
+    struct Deferred {
+        py::Ref exchange;
+        py::Ref coro;
+    };
+    std::vector<Deferred> deferred_;  // requests that arrived while Python ran: started at the next run
+    py::Ref spare_;              // the spare Task, or null
+    py::Ref spare_cont_;         // its Continuation
 };
 
 }  // namespace luath::asgi

@@ -1,5 +1,6 @@
 // luath._core.AsgiServer: one worker's libuv loop driven by an outer asyncio loop.
-//   srv = AsgiServer(app, fds, config, base_scope, spawn, create_future, wake, log_error)
+//   srv = AsgiServer(app, fds, config, base_scope, spawn, create_future, wake, log_error,
+//                    eager=(loop, enter_task, leave_task, new_task) or None)
 //   loop.add_reader(srv.backend_fd(), tick); tick(): t = srv.run(); schedule tick in t ms (t >= 0)
 //   srv.stop() for a graceful stop; srv.done once drained; srv.close() frees the loop.
 #include <memory>
@@ -42,11 +43,11 @@ void destroy(ServerObject* o) {
 int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     static const char* kwlist[] = {"app", "fds", "config", "base_scope", "spawn", "create_future", "wake",
-                                   "log_error", nullptr};
-    PyObject *app, *fds, *cfg, *base, *spawn, *create_future, *wake, *log_error;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!OOOO:AsgiServer", const_cast<char**>(kwlist), &app,
+                                   "log_error", "eager", nullptr};
+    PyObject *app, *fds, *cfg, *base, *spawn, *create_future, *wake, *log_error, *eager = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!OOOO|O:AsgiServer", const_cast<char**>(kwlist), &app,
                                      &fds, &PyDict_Type, &cfg, &PyDict_Type, &base, &spawn, &create_future, &wake,
-                                     &log_error))
+                                     &log_error, &eager))
         return -1;
     if (o->loop) {
         PyErr_SetString(PyExc_RuntimeError, "AsgiServer is already initialised");
@@ -62,6 +63,15 @@ int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     opts.create_future = py::Ref::borrow(create_future);
     opts.wake = py::Ref::borrow(wake);
     opts.log_error = py::Ref::borrow(log_error == Py_None ? nullptr : log_error);
+    if (eager != Py_None) {
+        // (loop, asyncio.tasks._enter_task, asyncio.tasks._leave_task, new_task): see Handler::run_eager.
+        PyObject *loop, *enter, *leave, *new_task;
+        if (!PyArg_ParseTuple(eager, "OOOO:eager", &loop, &enter, &leave, &new_task)) return -1;
+        opts.loop = py::Ref::borrow(loop);
+        opts.enter_task = py::Ref::borrow(enter);
+        opts.leave_task = py::Ref::borrow(leave);
+        opts.new_task = py::Ref::borrow(new_task);
+    }
     if (PyObject* al = PyDict_GetItemString(cfg, "access_log"); al && al != Py_None)
         opts.access_log = py::Ref::borrow(al);
     py::Ref seq = py::Ref::steal(PySequence_Fast(fds, "fds must be a sequence of file descriptors"));
@@ -108,15 +118,24 @@ PyObject* server_backend_fd(PyObject* self, PyObject*) {
 PyObject* server_run(PyObject* self, PyObject*) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     if (!o->loop) return need_loop();
+    o->handler->begin_run();
     o->server->run_pending();
+    o->handler->end_run();
     if (PyErr_Occurred()) return nullptr;
-    return PyLong_FromLong(o->server->backend_timeout());
+    // A handle changed after libuv's last pass (an app started late): run again soon.
+    return PyLong_FromLong(o->server->dirty() ? 0 : o->server->backend_timeout());
 }
 
 PyObject* server_stop(PyObject* self, PyObject*) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     if (!o->loop) return need_loop();
     o->server->stop();
+    Py_RETURN_NONE;
+}
+
+PyObject* server_cancel_spare(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (o->loop) o->handler->cancel_spare();
     Py_RETURN_NONE;
 }
 
@@ -169,6 +188,7 @@ PyMethodDef server_methods[] = {
     {"run", server_run, METH_NOARGS, "run what is ready; returns ms until the next call is due, or -1"},
     {"stop", server_stop, METH_NOARGS, "stop accepting; close idle connections; finish the others"},
     {"close", server_close, METH_NOARGS, "free the loop (after done)"},
+    {"cancel_spare", server_cancel_spare, METH_NOARGS, "cancel the spare Task kept for requests that wait"},
     {"set_state", server_set_state, METH_O, "the lifespan state copied into each request's scope"},
     {nullptr, nullptr, 0, nullptr},
 };
