@@ -162,8 +162,11 @@ class Worker:
         self._wake_pending = False
         self._tasks: set = set()
         self._stop = None
+        self._bridged = False
 
-    # -- the bridge between the loops
+    # -- the bridge between the loops: in C++ (server.bridge: server.tick is the backend fd's reader,
+    # server.wake schedules a tick); _tick is the same in Python, used before bridge() and after
+    # unbridge() (background work still running during shutdown).
     def _tick(self) -> None:
         self._wake_pending = False
         server = self.server
@@ -189,6 +192,9 @@ class Worker:
         self._tick()
 
     def _wake(self) -> None:
+        if self._bridged:
+            self.server.wake()
+            return
         if not self._wake_pending:
             self._wake_pending = True
             self.loop.call_soon(self._tick)
@@ -209,6 +215,10 @@ class Worker:
             exchange.app_done(None)
         finally:
             tasks.discard(task)
+
+    def _on_done(self) -> None:
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)
 
     def _new_task(self, cont):
         """A Task around an engine continuation (a spare that later continues a request that waits)."""
@@ -267,7 +277,9 @@ class Worker:
             self.server.set_state(lifespan.state)
         self._stop = self.loop.create_future()
         fd = self.server.backend_fd()
-        self.loop.add_reader(fd, self._tick)
+        self.server.bridge(self.loop, self._on_done)
+        self._bridged = True
+        self.loop.add_reader(fd, self.server.tick)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self._signal)
         self._wake()  # the first run from a loop callback: no task is current there
@@ -277,6 +289,8 @@ class Worker:
             self.loop.remove_reader(fd)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.loop.remove_signal_handler(sig)
+            self._bridged = False
+            self.server.unbridge()
             if self._timer is not None:
                 self._timer.cancel()
         # Requests whose coroutines still run after their connection closed (background work) get the

@@ -165,7 +165,16 @@ Handler::~Handler() {
 
 void Handler::wake() {
     // Inside server_run, libuv runs again before returning whenever a handle changed.
-    if (in_run_ || !server_ || !server_->dirty() || !opts_.wake) return;
+    if (in_run_ || !server_ || !server_->dirty()) return;
+    call_wake();
+}
+
+void Handler::call_wake() {
+    if (waker_) {
+        waker_(waker_arg_);
+        return;
+    }
+    if (!opts_.wake) return;
     py::Ref r = py::Ref::steal(PyObject_CallNoArgs(opts_.wake.get()));
     if (!r) PyErr_Clear();
 }
@@ -374,8 +383,7 @@ void Handler::start_app(Exchange* ex, PyObject* coro) {
     }
     if (!in_run_ || depth_ > 0) {
         deferred_.push_back({py::Ref::borrow(self), py::Ref::borrow(coro)});
-        py::Ref r = py::Ref::steal(PyObject_CallNoArgs(opts_.wake.get()));
-        if (!r) PyErr_Clear();
+        call_wake();
         return;
     }
     run_eager(ex, coro);

@@ -106,6 +106,12 @@ public:
     const Options& options() const { return opts_; }
     void wake();
     void set_server(net::Server* s) { server_ = s; }
+    // With a waker set (the server object's own wake, see server_object.cpp), wake() calls it
+    // instead of the Python wake callable.
+    void set_waker(void (*fn)(void*), void* arg) {
+        waker_ = fn;
+        waker_arg_ = arg;
+    }
 
     // server_run brackets libuv's run with these: requests are driven eagerly only inside it.
     void begin_run();
@@ -127,6 +133,7 @@ private:
     bool make_spare();
     void bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first);
     void ended(Exchange* ex, bool failed);
+    void call_wake();
     PyObject* header_name(std::string_view name);
     PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
@@ -158,6 +165,8 @@ private:
     std::vector<Deferred> deferred_;  // requests that arrived while Python ran: started at the next run
     py::Ref spare_;              // the spare Task, or null
     py::Ref spare_cont_;         // its Continuation
+    void (*waker_)(void*) = nullptr;
+    void* waker_arg_ = nullptr;
 };
 
 }  // namespace luath::asgi
