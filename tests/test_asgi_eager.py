@@ -198,6 +198,24 @@ def test_anyio_to_thread(server):
     assert _json(_get(server, "/anyio-thread")) == {"result": "from thread"}
 
 
+def test_receive_send_kept_after_the_response(server):
+    """The exchange (with its receive/send) is reused by the connection's next request only when
+    nothing else holds it: a background task that kept them sees a finished request."""
+    tag = uuid.uuid4().hex
+    with server.connect() as c:
+        assert _json(c.request("GET", f"/keep-send?tag={tag}")) == {"kept": True}
+        for _ in range(3):
+            assert _json(c.request("GET", "/hello")) == {"hello": True}
+        flag = wait_flag(server, tag, lambda f: f is not None)
+        assert flag == {"send": "RuntimeError", "receive": "http.disconnect"}, flag
+        assert _json(c.request("GET", "/hello")) == {"hello": True}
+        # Nothing stray (such as the late b"LATE") on the connection.
+        assert not c.buf
+        c.sock.settimeout(0.2)
+        with pytest.raises((socket.timeout, TimeoutError)):
+            c.sock.recv(1, socket.MSG_PEEK)
+
+
 def test_pipelined_after_a_request_that_waits(server):
     """A request that waits, then pipelined ones: the next requests are reached from inside the first
     one's send (in its Task) and must still be answered, in order."""

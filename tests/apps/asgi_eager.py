@@ -141,6 +141,23 @@ async def app(scope, receive, send):
         result = await anyio.to_thread.run_sync(lambda: "from thread")
         return await _json(send, {"result": result})
 
+    if path == "/keep-send":
+        # A background task keeps this request's receive and send and uses them after the response:
+        # the connection's next request must not be affected (its exchange is not reused).
+        tag = q.get("tag", "")
+
+        async def late():
+            await asyncio.sleep(0.1)
+            msg = await receive()
+            try:
+                await send({"type": "http.response.body", "body": b"LATE"})
+                FLAGS[tag] = {"send": "accepted", "receive": msg["type"]}
+            except Exception as exc:  # noqa: BLE001
+                FLAGS[tag] = {"send": type(exc).__name__, "receive": msg["type"]}
+
+        asyncio.ensure_future(late())
+        return await _json(send, {"kept": True})
+
     if path == "/hello":
         return await _json(send, {"hello": True})
 

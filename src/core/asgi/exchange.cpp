@@ -86,6 +86,8 @@ void ex_dealloc(PyObject* self) {
     Py_CLEAR(ex->pending_receive);
     Py_CLEAR(ex->pending_send);
     Py_CLEAR(ex->scope);
+    Py_CLEAR(ex->receive);
+    Py_CLEAR(ex->send);
     PyObject_Free(self);
     Py_DECREF(tp);
 }

@@ -310,12 +310,16 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
         c.user = d;
     }
     ConnData& cd = *static_cast<ConnData*>(c.user);
-    Exchange* ex = PyObject_New(Exchange, ExchangeType);
+    Exchange* ex = reusable_exchange(cd);  // the previous request's, when nothing else holds it
     if (!ex) {
-        PyErr_Clear();
-        c.queue_canned(http::canned_response(500));
-        c.finish_response();
-        return;
+        ex = PyObject_New(Exchange, ExchangeType);
+        if (!ex) {
+            PyErr_Clear();
+            c.queue_canned(http::canned_response(500));
+            c.finish_response();
+            return;
+        }
+        ex->receive = ex->send = nullptr;
     }
     ex->handler = this;
     ex->conn = &c;
@@ -334,12 +338,14 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     py::Ref hold = py::Ref::borrow(reinterpret_cast<PyObject*>(ex));  // the exchange may leave cd below
 
     py::Ref scope = py::Ref::steal(build_scope(c, cd, req));
-    py::Ref receive = scope ? py::Ref::steal(PyCFunction_New(&receive_def, hold.get())) : py::Ref();
-    py::Ref send = receive ? py::Ref::steal(PyCFunction_New(&send_def, hold.get())) : py::Ref();
-    if (!send) {
+    if (scope && !ex->receive) ex->receive = PyCFunction_New(&receive_def, hold.get());
+    if (scope && ex->receive && !ex->send) ex->send = PyCFunction_New(&send_def, hold.get());
+    if (!scope || !ex->receive || !ex->send) {
         app_finished(ex, true);
         return;
     }
+    py::Ref receive = py::Ref::borrow(ex->receive);
+    py::Ref send = py::Ref::borrow(ex->send);
     if (opts_.access_log) {
         ex->scope = py::Ref::borrow(scope.get()).release();
         ex->started_ns = uv_hrtime();
@@ -485,6 +491,32 @@ void Handler::begin_run() {
 void Handler::end_run() {
     if (!deferred_.empty()) run_deferred();
     in_run_ = false;
+}
+
+// The connection's previous exchange (a new reference) when the request is over and nothing but the
+// exchange and its own receive/send refer to it: it serves the next request with the same receive and
+// send objects. Otherwise it leaves the connection (null).
+Exchange* Handler::reusable_exchange(ConnData& cd) {
+    if (!cd.exchange) return nullptr;
+    auto* ex = reinterpret_cast<Exchange*>(cd.exchange.get());
+    if (ex->receive && ex->send && Py_REFCNT(ex) == 3 && Py_REFCNT(ex->receive) == 1 &&
+        Py_REFCNT(ex->send) == 1 && ex->app_done && !ex->conn && !ex->pending_receive && !ex->pending_send &&
+        !ex->scope) {
+        ex->w->~ResponseWriter();
+        return reinterpret_cast<Exchange*>(cd.exchange.release());
+    }
+    drop_exchange(cd);
+    return nullptr;
+}
+
+// The exchange leaves its connection: it lets go of its receive/send, which (when the app still holds
+// them) keep it alive as long as needed, without a reference cycle.
+void Handler::drop_exchange(ConnData& cd) {
+    if (!cd.exchange) return;
+    py::Ref hold = std::move(cd.exchange);
+    auto* ex = reinterpret_cast<Exchange*>(hold.get());
+    Py_CLEAR(ex->receive);
+    Py_CLEAR(ex->send);
 }
 
 // The app's coroutine ended (failed: the error set now is why), once.
@@ -732,6 +764,28 @@ bool Handler::stage_start(Exchange* ex, PyObject* headers) {
         return false;
     }
     if (!headers) return true;
+    if (PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
+        // The usual shape, without an iterator: a list of (bytes, bytes) tuples.
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* item = PySequence_Fast_GET_ITEM(headers, i);  // borrowed
+            std::string_view name, value;
+            bool ok = (PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2 &&
+                      bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
+                      bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
+            if (!ok) {
+                w.cancel_headers();
+                PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
+                return false;
+            }
+            if (!w.header(name, value)) {
+                w.cancel_headers();
+                PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
+                return false;
+            }
+        }
+        return true;
+    }
     py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
     if (!it) {
         w.cancel_headers();
@@ -916,7 +970,7 @@ void Handler::on_close(net::Connection& c) {
         auto* ex = reinterpret_cast<Exchange*>(cd->exchange.get());
         if (ex->conn == &c) detach(ex, true);
     }
-    cd->exchange.reset();
+    drop_exchange(*cd);
     cd->client.reset();
     cd->extensions.reset();
     c.user = nullptr;

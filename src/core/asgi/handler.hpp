@@ -40,6 +40,10 @@ struct Exchange {
     PyObject* scope;             // owned, only with an access log
     std::uint64_t started_ns;
     net::ResponseWriter wbuf;    // what w points to (constructed in place, no allocation per request)
+    // Bound receive/send (owned while the exchange is its connection's current one; dropped when it
+    // leaves, since each holds the exchange): kept with it when it is reused for the next request.
+    PyObject* receive;
+    PyObject* send;
 };
 
 // The coroutine-like object an asyncio Task runs for a request whose app waits (luath._core.AppTask).
@@ -134,6 +138,8 @@ private:
     void bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first);
     void ended(Exchange* ex, bool failed);
     void call_wake();
+    Exchange* reusable_exchange(ConnData& cd);
+    void drop_exchange(ConnData& cd);
     PyObject* header_name(std::string_view name);
     PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
