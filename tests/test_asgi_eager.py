@@ -216,6 +216,31 @@ def test_receive_send_kept_after_the_response(server):
             c.sock.recv(1, socket.MSG_PEEK)
 
 
+def test_scope_values_change_between_requests(server):
+    """The scope is copied from a template that keeps the previous request's values: each request
+    still sees its own method, path, raw_path, query_string, http_version and client."""
+    cases = [("GET", "/echo-scope/a", "x=1", "HTTP/1.1"), ("POST", "/echo-scope/b", "", "HTTP/1.1"),
+             ("GET", "/echo-scope/a", "x=1", "HTTP/1.1"), ("GET", "/echo-scope/a", "x=2", "HTTP/1.1"),
+             ("PATCH", "/echo-scope/%C3%A9%20z", "", "HTTP/1.1"), ("GET", "/echo-scope/a", "x=1", "HTTP/1.0"),
+             ("GET", "/echo-scope/a", "", "HTTP/1.1")]
+    clients = set()
+    for _ in range(2):
+        with server.connect() as c:
+            for method, path, query, version in cases:
+                target = path + ("?" + query if query else "")
+                r = c.request(method, target, version=version,
+                              headers={"Connection": "keep-alive", "X-Case": f"{method} {target}"})
+                d = _json(r)
+                assert d["method"] == method
+                assert d["raw_path"] == path
+                assert d["path"] == path.replace("%C3%A9", "\u00e9").replace("%20", " ")
+                assert d["query_string"] == query
+                assert d["http_version"] == version.split("/")[1]
+                assert ["x-case", f"{method} {target}"] in d["headers"]
+                clients.add(tuple(d["client"]))
+    assert len(clients) == 2, clients  # two connections, two client ports
+
+
 def test_pipelined_after_a_request_that_waits(server):
     """A request that waits, then pipelined ones: the next requests are reached from inside the first
     one's send (in its Task) and must still be answered, in order."""

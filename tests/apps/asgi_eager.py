@@ -158,6 +158,13 @@ async def app(scope, receive, send):
         asyncio.ensure_future(late())
         return await _json(send, {"kept": True})
 
+    if path.startswith("/echo-scope"):
+        return await _json(send, {"method": scope["method"], "path": scope["path"],
+                                  "raw_path": scope["raw_path"].decode("latin-1"),
+                                  "query_string": scope["query_string"].decode("latin-1"),
+                                  "http_version": scope["http_version"], "client": list(scope["client"]),
+                                  "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]]})
+
     if path == "/hello":
         return await _json(send, {"hello": True})
 

@@ -120,6 +120,25 @@ struct SavedError {
 #endif
 };
 
+// type == expected, for a message's "type": apps send the same str object (a constant of their code)
+// each time, so the last one that matched is kept (a strong reference: its address stays its own)
+// and compared by identity first.
+struct TypeCache {
+    PyObject* seen = nullptr;  // owned
+};
+TypeCache type_cache[4];  // start, body, pathsend, trailers
+
+bool is_type(PyObject* type, PyObject* expected, int slot) {
+    TypeCache& tc = type_cache[slot];
+    if (type == expected || type == tc.seen) return true;
+    if (!PyUnicode_Check(type) || PyUnicode_Compare(type, expected) != 0) {
+        PyErr_Clear();
+        return false;
+    }
+    Py_XSETREF(tc.seen, Py_NewRef(type));
+    return true;
+}
+
 PyObject* runtime_error(const char* msg) {
     PyErr_SetString(PyExc_RuntimeError, msg);
     return nullptr;
@@ -146,6 +165,7 @@ Handler::Handler(Options opts) : opts_(std::move(opts)), names_(512) {
                          K.raw_path, K.query_string, K.root_path, K.headers, K.client, K.server, K.extensions};
     for (PyObject* key : order) {
         PyObject* v = base ? PyDict_GetItemWithError(base, key) : nullptr;  // borrowed
+        if (key == K.http_version) v = K.v11;  // replaced per request only for HTTP/1.0
         if (PyDict_SetItem(t.get(), key, v ? v : Py_None) < 0) {
             PyErr_Clear();
             return;
@@ -246,22 +266,73 @@ PyObject* Handler::tls_extensions(net::Connection& c) {
     return ext.release();
 }
 
+// The template holds the previous request's per-request values (method, path, raw_path,
+// query_string, http_version, client): a value that is the same for this request is not set again,
+// one that differs is set in the template (a key that exists: no resize), and the scope is a copy.
+bool Handler::refresh_template(ConnData& cd, const http::Request& req) {
+    PyObject* t = scope_template_.get();
+    PyObject* version = req.version_minor == 0 ? K.v10 : K.v11;
+    if (version != t_version_) {
+        if (PyDict_SetItem(t, K.http_version, version) < 0) return false;
+        t_version_ = version;
+    }
+    if (cd.client.get() != t_client_) {
+        if (PyDict_SetItem(t, K.client, cd.client.get()) < 0) return false;
+        t_client_ = cd.client.get();
+    }
+    py::Ref method = py::Ref::steal(py::method_str(req));
+    if (!method) return false;
+    if (method.get() != t_method_) {
+        if (PyDict_SetItem(t, K.method, method.get()) < 0) return false;
+        t_method_ = method.get();
+    }
+    auto same = [](PyObject* b, std::string_view v) {
+        return b && static_cast<std::size_t>(PyBytes_GET_SIZE(b)) == v.size() &&
+               std::memcmp(PyBytes_AS_STRING(b), v.data(), v.size()) == 0;
+    };
+    if (!same(t_raw_path_, req.path)) {
+        py::Ref raw = py::Ref::steal(PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size())));
+        if (!raw || !py::set_steal(t, K.path, decode_path(req.path, scratch_)) ||
+            PyDict_SetItem(t, K.raw_path, raw.get()) < 0)
+            return false;
+        t_raw_path_ = raw.get();
+    }
+    if (!same(t_query_, req.query)) {
+        py::Ref q = py::Ref::steal(PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size())));
+        if (!q || PyDict_SetItem(t, K.query_string, q.get()) < 0) return false;
+        t_query_ = q.get();
+    }
+    return true;
+}
+
 PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Request& req) {
-    py::Ref scope = py::Ref::steal(PyDict_Copy(scope_template_ ? scope_template_.get() : opts_.base_scope.get()));
-    if (!scope) return nullptr;
-    PyObject* s = scope.get();
     if (!cd.client) {
         cd.client = py::Ref::steal(peer_tuple(c.peer()));
         if (!cd.client) return nullptr;
     }
-    if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
-        PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !py::set_steal(s, K.method, py::method_str(req)) ||
-        !py::set_steal(s, K.path, decode_path(req.path, scratch_)) ||
-        !py::set_steal(s, K.raw_path,
-                   PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
-        !py::set_steal(s, K.query_string,
-                   PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
-        return nullptr;
+    py::Ref scope;
+    if (scope_template_) {
+        if (!refresh_template(cd, req)) {
+            // The template may hold half of this request's values: forget what it holds.
+            t_version_ = t_client_ = t_method_ = t_raw_path_ = t_query_ = nullptr;
+            return nullptr;
+        }
+        scope = py::Ref::steal(PyDict_Copy(scope_template_.get()));
+        if (!scope) return nullptr;
+    } else {
+        scope = py::Ref::steal(PyDict_Copy(opts_.base_scope.get()));
+        if (!scope) return nullptr;
+        PyObject* s = scope.get();
+        if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
+            PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !py::set_steal(s, K.method, py::method_str(req)) ||
+            !py::set_steal(s, K.path, decode_path(req.path, scratch_)) ||
+            !py::set_steal(s, K.raw_path,
+                           PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
+            !py::set_steal(s, K.query_string,
+                           PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
+            return nullptr;
+    }
+    PyObject* s = scope.get();
     py::Ref headers = py::Ref::steal(PyList_New(req.num_headers));
     if (!headers) return nullptr;
     for (std::uint32_t i = 0; i < req.num_headers; ++i) {
@@ -825,13 +896,13 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         return nullptr;
     }
     if (ex->complete) {
-        PyErr_Format(PyExc_RuntimeError, "'%U' sent after the response was complete", type);
+        PyErr_Format(PyExc_RuntimeError, "%R sent after the response was complete", type);
         return nullptr;
     }
     net::Connection& c = *ex->conn;
     if (!ex->started) {
-        if (PyUnicode_Compare(type, K.response_start) != 0) {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.start', got '%U'", type);
+        if (!is_type(type, K.response_start, 0)) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.start', got %R", type);
             return nullptr;
         }
         PyObject* status = PyDict_GetItemWithError(message, K.status);
@@ -854,7 +925,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         return ready(Py_None);
     }
     if (!ex->body_done) {
-        if (PyUnicode_Compare(type, K.response_body) == 0) {
+        if (is_type(type, K.response_body, 1)) {
             PyObject* body = PyDict_GetItemWithError(message, K.body);
             if (!body && PyErr_Occurred()) return nullptr;
             std::string_view data;
@@ -880,7 +951,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
                     return ready(Py_None);
                 }
             }
-        } else if (PyUnicode_Compare(type, K.response_pathsend) == 0) {
+        } else if (is_type(type, K.response_pathsend, 2)) {
             PyObject* path = PyDict_GetItemWithError(message, K.path);
             if (!path || !PyUnicode_Check(path)) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a str 'path'");
@@ -904,12 +975,12 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
             wake();
             return ready(Py_None);
         } else {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.body', got '%U'", type);
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.body', got %R", type);
             return nullptr;
         }
     } else {
-        if (PyUnicode_Compare(type, K.response_trailers) != 0) {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.trailers', got '%U'", type);
+        if (!is_type(type, K.response_trailers, 3)) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.trailers', got %R", type);
             return nullptr;
         }
         PyObject* headers = PyDict_GetItemWithError(message, K.headers);

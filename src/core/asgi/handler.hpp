@@ -131,6 +131,7 @@ public:
 
 private:
     PyObject* build_scope(net::Connection& c, ConnData& cd, const http::Request& req);
+    bool refresh_template(ConnData& cd, const http::Request& req);
     void start_app(Exchange* ex, PyObject* coro);
     void run_eager(Exchange* ex, PyObject* coro);
     void run_deferred();
@@ -162,6 +163,12 @@ private:
     std::size_t nnames_ = 0;
     std::string scratch_;
     py::Ref scope_template_;     // every scope key in order, constants set: copied per request (no resize)
+    // What the template holds now (borrowed: the template keeps each alive; see refresh_template).
+    PyObject* t_version_ = nullptr;
+    PyObject* t_client_ = nullptr;
+    PyObject* t_method_ = nullptr;
+    PyObject* t_raw_path_ = nullptr;
+    PyObject* t_query_ = nullptr;
     bool in_run_ = false;        // inside server_run (no asyncio task is running)
     int depth_ = 0;              // app coroutine steps running now (from here or from a Continuation)
     struct Deferred {
