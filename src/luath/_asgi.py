@@ -300,6 +300,8 @@ class Worker:
             done, pending = await asyncio.wait(set(self._tasks), timeout=self.cfg.timeout_graceful_shutdown)
             for t in pending:
                 t.cancel()
+            if pending:  # let the cancellations reach the apps while the engine is still there
+                await asyncio.wait(pending, timeout=1.0)
         await lifespan.shutdown(self.cfg.timeout_graceful_shutdown)
         self.server.close()
         self.server = None

@@ -21,7 +21,13 @@ PyObject* s_close = nullptr;     // "close"
 
 Continuation* as_cont(PyObject* self) { return reinterpret_cast<Continuation*>(self); }
 
+void untrack(Continuation* c) {
+    if (c->tracked && c->handler) c->handler->untrack(c);
+    c->tracked = false;
+}
+
 void release(Continuation* c) {
+    untrack(c);
     c->dead = true;
     Py_CLEAR(c->coro);
     Py_CLEAR(c->ctx);
@@ -153,6 +159,7 @@ int cont_traverse(PyObject* self, visitproc visit, void* arg) {
 
 int cont_clear(PyObject* self) {
     Continuation* c = as_cont(self);
+    untrack(c);
     Py_CLEAR(c->exchange);
     Py_CLEAR(c->coro);
     Py_CLEAR(c->ctx);
@@ -201,6 +208,7 @@ PyObject* new_continuation(Handler* h) {
     c->handler = h;
     c->exchange = c->coro = c->ctx = c->first = c->park = nullptr;
     c->dead = false;
+    c->tracked = false;
     PyObject_GC_Track(reinterpret_cast<PyObject*>(c));
     return reinterpret_cast<PyObject*>(c);
 }
@@ -213,6 +221,10 @@ bool bind_continuation(PyObject* self, PyObject* exchange, PyObject* coro, PyObj
     c->coro = Py_NewRef(coro);
     c->ctx = Py_NewRef(ctx);
     c->first = Py_XNewRef(first);
+    if (c->handler && !c->tracked) {
+        c->handler->track(c);
+        c->tracked = true;
+    }
     if (PyObject* fut = c->park) {
         c->park = nullptr;
         static PyObject* s_set_result = PyUnicode_InternFromString("set_result");
@@ -223,7 +235,10 @@ bool bind_continuation(PyObject* self, PyObject* exchange, PyObject* coro, PyObj
     return true;
 }
 
-void orphan_continuation(PyObject* self) { as_cont(self)->handler = nullptr; }
+void orphan_continuation(PyObject* self) {
+    as_cont(self)->handler = nullptr;
+    as_cont(self)->tracked = false;
+}
 
 bool init_continuation_type() {
     s_blocking = PyUnicode_InternFromString("_asyncio_future_blocking");

@@ -181,6 +181,7 @@ Handler::Handler(Options opts) : opts_(std::move(opts)), names_(512) {
 Handler::~Handler() {
     for (ConnData* d : free_data_) delete d;
     if (spare_cont_) orphan_continuation(spare_cont_.get());
+    for (Continuation* c : live_) orphan_continuation(reinterpret_cast<PyObject*>(c));
 }
 
 void Handler::wake() {

@@ -60,6 +60,7 @@ struct Continuation {
     PyObject* first;             // owned; what the coroutine yielded while driven eagerly, yielded first
     PyObject* park;              // owned; the future a spare's Task waits on
     bool dead;                   // ended (or a spare that was cancelled)
+    bool tracked;                // in its handler's live list (bound, not yet released)
 };
 
 extern PyTypeObject* ExchangeType;
@@ -127,6 +128,16 @@ public:
     PySendResult step(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* value, PyObject* exc,
                       PyObject** result);
     void spare_died(Continuation* c);
+    // Bound continuations, so that a handler going away first can orphan them.
+    void track(Continuation* c) { live_.push_back(c); }
+    void untrack(Continuation* c) {
+        for (auto& p : live_)
+            if (p == c) {
+                p = live_.back();
+                live_.pop_back();
+                return;
+            }
+    }
     PyObject* new_future() { return PyObject_CallNoArgs(opts_.create_future.get()); }
 
 private:
@@ -178,6 +189,7 @@ private:
     std::vector<Deferred> deferred_;  // requests that arrived while Python ran: started at the next run
     py::Ref spare_;              // the spare Task, or null
     py::Ref spare_cont_;         // its Continuation
+    std::vector<Continuation*> live_;  // borrowed: each removes itself when released or freed
     void (*waker_)(void*) = nullptr;
     void* waker_arg_ = nullptr;
 };
