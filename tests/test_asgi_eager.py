@@ -193,6 +193,34 @@ def test_anyio_cancel_scope_across_the_first_wait(server, wait):
             assert _json(_get(server, f"/anyio-scope?wait={wait}", c)) == {"ok": True}
 
 
+def test_cancel_own_task_then_return_does_not_hit_the_next_request(server):
+    """An app cancels its current task (the spare) and returns without waiting; the next request,
+    pipelined so that it runs in the same loop iteration, waits: it must not get that cancellation."""
+    with server.connect() as c:
+        for _ in range(3):
+            c.send(build_request("GET", "/cancel-self-return", port=server.port)
+                   + build_request("GET", "/await-future", port=server.port)
+                   + build_request("GET", "/cancel-self-return", port=server.port)
+                   + build_request("GET", "/contextvar?v=a&sleep=0.01", port=server.port))
+            assert _json(c.read_response()) == {"returned": True}
+            assert _json(c.read_response())["value"] == 42
+            assert _json(c.read_response()) == {"returned": True}
+            assert _json(c.read_response())["end"] == "a"
+
+
+def test_cancel_own_task_then_wait(server):
+    with server.connect() as c:
+        for _ in range(2):
+            assert _json(c.request("GET", "/cancel-self-wait")) == {"cancelled": True}
+            assert _json(c.request("GET", "/await-future"))["value"] == 42
+
+
+def test_anyio_move_on_after_across_the_first_wait(server):
+    pytest.importorskip("anyio")
+    d = _json(_get(server, "/anyio-move-on"))
+    assert d["cancelled"] is True and d["seconds"] < 2, d
+
+
 def test_anyio_to_thread(server):
     pytest.importorskip("anyio")
     assert _json(_get(server, "/anyio-thread")) == {"result": "from thread"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import time
 from urllib.parse import parse_qs
 
 REQUEST_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="unset")
@@ -164,6 +165,30 @@ async def app(scope, receive, send):
                                   "query_string": scope["query_string"].decode("latin-1"),
                                   "http_version": scope["http_version"], "client": list(scope["client"]),
                                   "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]]})
+
+    if path == "/cancel-self-return":
+        # Cancels its current task (the spare, while driven eagerly) and returns without waiting.
+        asyncio.current_task().cancel()
+        return await _json(send, {"returned": True})
+
+    if path == "/cancel-self-wait":
+        # Cancels its current task, then waits: the cancellation arrives at that wait, as in a Task.
+        asyncio.current_task().cancel()
+        try:
+            await asyncio.sleep(5)
+            got = False
+        except asyncio.CancelledError:
+            got = True
+            asyncio.current_task().uncancel()
+        return await _json(send, {"cancelled": got})
+
+    if path == "/anyio-move-on":
+        import anyio
+
+        t0 = time.monotonic()
+        with anyio.move_on_after(0.01) as scope:
+            await anyio.sleep(5)
+        return await _json(send, {"cancelled": scope.cancelled_caught, "seconds": time.monotonic() - t0})
 
     if path == "/hello":
         return await _json(send, {"hello": True})

@@ -37,7 +37,8 @@ struct Keys {
 #define LUATH_ASGI_KEYS(X)                                                                            \
     X(type) X(body) X(more_body) X(status) X(headers) X(trailers) X(more_trailers) X(path)            \
     X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)            \
-    X(cancelled) X(exception) X(set_result) X(asgi) X(scheme) X(root_path) X(server) X(cancel)
+    X(cancelled) X(exception) X(set_result) X(asgi) X(scheme) X(root_path) X(server) X(cancel)       \
+    X(cancelling) X(done)
 #define LUATH_DECLARE(name) PyObject* name = nullptr;
     LUATH_ASGI_KEYS(LUATH_DECLARE)
 #undef LUATH_DECLARE
@@ -478,6 +479,26 @@ bool Handler::make_spare() {
 }
 
 // The spare Task takes over the request's coroutine; a new spare is made when the next one is needed.
+// True when the spare Task was asked to cancel (by an app that ran with it as its current task and
+// then returned without waiting): that cancellation must not reach a later request it would continue.
+// (An app that cancels its current task and then waits gets it, as from its own Task.)
+bool Handler::spare_cancelled() {
+    auto* c = reinterpret_cast<Continuation*>(spare_cont_.get());
+    if (c->park) {
+        py::Ref d = py::Ref::steal(PyObject_CallMethodNoArgs(c->park, K.done));
+        if (!d || PyObject_IsTrue(d.get())) {
+            PyErr_Clear();
+            return true;
+        }
+    }
+    py::Ref n = py::Ref::steal(PyObject_CallMethodNoArgs(spare_.get(), K.cancelling));
+    if (!n) {
+        PyErr_Clear();
+        return false;
+    }
+    return PyLong_Check(n.get()) && PyLong_AsLong(n.get()) != 0;
+}
+
 void Handler::bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first) {
     py::Ref c = std::move(spare_cont_);
     spare_.reset();
@@ -545,6 +566,10 @@ void Handler::run_eager(Exchange* ex, PyObject* coro) {
     // A BaseException (SystemExit, KeyboardInterrupt, CancelledError) raised while driven from here
     // was reported like any error; it cannot travel up through libuv.
     if (r == PYGEN_ERROR) PyErr_Clear();
+    if (spare_.get() == task.get() && spare_cancelled()) {
+        spare_.reset();
+        spare_cont_.reset();  // its Task ends with the cancellation; the next request gets a new spare
+    }
 }
 
 void Handler::run_deferred() {

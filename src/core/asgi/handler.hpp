@@ -147,6 +147,7 @@ private:
     void run_eager(Exchange* ex, PyObject* coro);
     void run_deferred();
     bool make_spare();
+    bool spare_cancelled();
     void bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first);
     void ended(Exchange* ex, bool failed);
     void call_wake();
