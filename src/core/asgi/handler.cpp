@@ -38,7 +38,7 @@ struct Keys {
     X(type) X(body) X(more_body) X(status) X(headers) X(trailers) X(more_trailers) X(path)            \
     X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)            \
     X(cancelled) X(exception) X(set_result) X(asgi) X(scheme) X(root_path) X(server) X(cancel)       \
-    X(cancelling) X(done)
+    X(cancelling)
 #define LUATH_DECLARE(name) PyObject* name = nullptr;
     LUATH_ASGI_KEYS(LUATH_DECLARE)
 #undef LUATH_DECLARE
@@ -483,14 +483,8 @@ bool Handler::make_spare() {
 // then returned without waiting): that cancellation must not reach a later request it would continue.
 // (An app that cancels its current task and then waits gets it, as from its own Task.)
 bool Handler::spare_cancelled() {
-    auto* c = reinterpret_cast<Continuation*>(spare_cont_.get());
-    if (c->park) {
-        py::Ref d = py::Ref::steal(PyObject_CallMethodNoArgs(c->park, K.done));
-        if (!d || PyObject_IsTrue(d.get())) {
-            PyErr_Clear();
-            return true;
-        }
-    }
+    // Task.cancel() counts every request, whether the Task is parked or not started yet; only a
+    // cancellation delivered (after a wait) is ever uncounted (uncancel), so this is enough.
     py::Ref n = py::Ref::steal(PyObject_CallMethodNoArgs(spare_.get(), K.cancelling));
     if (!n) {
         PyErr_Clear();
