@@ -290,7 +290,7 @@ bool Handler::refresh_template(ConnData& cd, const http::Request& req) {
     }
     auto same = [](PyObject* b, std::string_view v) {
         return b && static_cast<std::size_t>(PyBytes_GET_SIZE(b)) == v.size() &&
-               std::memcmp(PyBytes_AS_STRING(b), v.data(), v.size()) == 0;
+               (v.empty() || std::memcmp(PyBytes_AS_STRING(b), v.data(), v.size()) == 0);
     };
     if (!same(t_raw_path_, req.path)) {
         py::Ref raw = py::Ref::steal(PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size())));
