@@ -82,10 +82,12 @@ PyObject* ex_app_done(PyObject* self, PyObject* exc) {
 void ex_dealloc(PyObject* self) {
     auto* ex = reinterpret_cast<Exchange*>(self);
     PyTypeObject* tp = Py_TYPE(self);
-    delete ex->w;
+    if (ex->w) ex->w->~ResponseWriter();
     Py_CLEAR(ex->pending_receive);
     Py_CLEAR(ex->pending_send);
     Py_CLEAR(ex->scope);
+    Py_CLEAR(ex->receive);
+    Py_CLEAR(ex->send);
     PyObject_Free(self);
     Py_DECREF(tp);
 }

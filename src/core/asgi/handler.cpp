@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <new>
 
 #include "http/response.hpp"
 #include "http/uri.hpp"
@@ -21,6 +22,10 @@ namespace luath::asgi {
 
 PyObject* ready(PyObject* value);
 bool init_exchange_types();
+bool init_continuation_type();
+PyObject* new_continuation(Handler* h);
+bool bind_continuation(PyObject* self, PyObject* exchange, PyObject* coro, PyObject* ctx, PyObject* first);
+void orphan_continuation(PyObject* self);
 extern PyMethodDef receive_def;
 extern PyMethodDef send_def;
 
@@ -32,7 +37,8 @@ struct Keys {
 #define LUATH_ASGI_KEYS(X)                                                                            \
     X(type) X(body) X(more_body) X(status) X(headers) X(trailers) X(more_trailers) X(path)            \
     X(http_version) X(method) X(raw_path) X(query_string) X(client) X(state) X(extensions)            \
-    X(cancelled) X(exception) X(set_result)
+    X(cancelled) X(exception) X(set_result) X(asgi) X(scheme) X(root_path) X(server) X(cancel)       \
+    X(cancelling)
 #define LUATH_DECLARE(name) PyObject* name = nullptr;
     LUATH_ASGI_KEYS(LUATH_DECLARE)
 #undef LUATH_DECLARE
@@ -46,6 +52,8 @@ struct Keys {
     PyObject* v11 = nullptr;
     PyObject* empty_bytes = nullptr;
     PyObject* disconnect_msg = nullptr;  // {"type": "http.disconnect"}, copied per use
+    PyObject* request_msg = nullptr;     // {"type": "http.request", "body": b"", "more_body": False}, copied
+    PyObject* throw_ = nullptr;          // "throw"
 };
 Keys K;
 
@@ -63,9 +71,14 @@ bool init_keys() {
         !intern(K.response_trailers, "http.response.trailers") ||
         !intern(K.response_pathsend, "http.response.pathsend") || !intern(K.v10, "1.0") || !intern(K.v11, "1.1"))
         return false;
+    if (!intern(K.throw_, "throw")) return false;
     K.empty_bytes = PyBytes_FromStringAndSize(nullptr, 0);
     K.disconnect_msg = PyDict_New();
-    return K.empty_bytes && K.disconnect_msg && PyDict_SetItem(K.disconnect_msg, K.type, K.http_disconnect) == 0;
+    K.request_msg = PyDict_New();
+    return K.empty_bytes && K.disconnect_msg && PyDict_SetItem(K.disconnect_msg, K.type, K.http_disconnect) == 0 &&
+           K.request_msg && PyDict_SetItem(K.request_msg, K.type, K.http_request) == 0 &&
+           PyDict_SetItem(K.request_msg, K.body, K.empty_bytes) == 0 &&
+           PyDict_SetItem(K.request_msg, K.more_body, Py_False) == 0;
 }
 
 PyObject* decode_path(std::string_view path, std::string& scratch) {
@@ -93,6 +106,40 @@ bool bytes_view(PyObject* o, std::string_view& out) {
     return false;
 }
 
+// The error set now, taken out (and put back by restore_error).
+struct SavedError {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject* exc = PyErr_GetRaisedException();
+    void restore() { PyErr_SetRaisedException(exc); exc = nullptr; }
+#else
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    SavedError() { PyErr_Fetch(&type, &value, &tb); }
+    void restore() {
+        PyErr_Restore(type, value, tb);
+        type = value = tb = nullptr;
+    }
+#endif
+};
+
+// type == expected, for a message's "type": apps send the same str object (a constant of their code)
+// each time, so the last one that matched is kept (a strong reference: its address stays its own)
+// and compared by identity first.
+struct TypeCache {
+    PyObject* seen = nullptr;  // owned
+};
+TypeCache type_cache[4];  // start, body, pathsend, trailers
+
+bool is_type(PyObject* type, PyObject* expected, int slot) {
+    TypeCache& tc = type_cache[slot];
+    if (type == expected || type == tc.seen) return true;
+    if (!PyUnicode_Check(type) || PyUnicode_Compare(type, expected) != 0) {
+        PyErr_Clear();
+        return false;
+    }
+    Py_XSETREF(tc.seen, Py_NewRef(type));
+    return true;
+}
+
 PyObject* runtime_error(const char* msg) {
     PyErr_SetString(PyExc_RuntimeError, msg);
     return nullptr;
@@ -102,14 +149,54 @@ PyObject* runtime_error(const char* msg) {
 
 // ------------------------------------------------------------------ handler
 
-Handler::Handler(Options opts) : opts_(std::move(opts)), names_(512) {}
+Handler::Handler(Options opts) : opts_(std::move(opts)), names_(512) {
+    if (!(opts_.loop && opts_.enter_task && opts_.leave_task && opts_.new_task)) {
+        opts_.loop.reset();
+        opts_.new_task.reset();
+    }
+    // The scope template: every key a request sets, in a fixed order, constants filled in from
+    // base_scope, so that a copy has room for all of them (setting a key replaces a value, no resize).
+    PyObject* base = opts_.base_scope.get();
+    py::Ref t = py::Ref::steal(PyDict_New());
+    if (!t) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject* order[] = {K.type,   K.asgi,    K.http_version, K.method, K.scheme,     K.path,
+                         K.raw_path, K.query_string, K.root_path, K.headers, K.client, K.server, K.extensions};
+    for (PyObject* key : order) {
+        PyObject* v = base ? PyDict_GetItemWithError(base, key) : nullptr;  // borrowed
+        if (key == K.http_version) v = K.v11;  // replaced per request only for HTTP/1.0
+        if (PyDict_SetItem(t.get(), key, v ? v : Py_None) < 0) {
+            PyErr_Clear();
+            return;
+        }
+    }
+    if (base && PyDict_Update(t.get(), base) < 0) {
+        PyErr_Clear();
+        return;
+    }
+    scope_template_ = std::move(t);
+}
 
 Handler::~Handler() {
     for (ConnData* d : free_data_) delete d;
+    if (spare_cont_) orphan_continuation(spare_cont_.get());
+    for (Continuation* c : live_) orphan_continuation(reinterpret_cast<PyObject*>(c));
 }
 
 void Handler::wake() {
-    if (!server_ || !server_->dirty() || !opts_.wake) return;
+    // Inside server_run, libuv runs again before returning whenever a handle changed.
+    if (in_run_ || !server_ || !server_->dirty()) return;
+    call_wake();
+}
+
+void Handler::call_wake() {
+    if (waker_) {
+        waker_(waker_arg_);
+        return;
+    }
+    if (!opts_.wake) return;
     py::Ref r = py::Ref::steal(PyObject_CallNoArgs(opts_.wake.get()));
     if (!r) PyErr_Clear();
 }
@@ -181,22 +268,73 @@ PyObject* Handler::tls_extensions(net::Connection& c) {
     return ext.release();
 }
 
+// The template holds the previous request's per-request values (method, path, raw_path,
+// query_string, http_version, client): a value that is the same for this request is not set again,
+// one that differs is set in the template (a key that exists: no resize), and the scope is a copy.
+bool Handler::refresh_template(ConnData& cd, const http::Request& req) {
+    PyObject* t = scope_template_.get();
+    PyObject* version = req.version_minor == 0 ? K.v10 : K.v11;
+    if (version != t_version_) {
+        if (PyDict_SetItem(t, K.http_version, version) < 0) return false;
+        t_version_ = version;
+    }
+    if (cd.client.get() != t_client_) {
+        if (PyDict_SetItem(t, K.client, cd.client.get()) < 0) return false;
+        t_client_ = cd.client.get();
+    }
+    py::Ref method = py::Ref::steal(py::method_str(req));
+    if (!method) return false;
+    if (method.get() != t_method_) {
+        if (PyDict_SetItem(t, K.method, method.get()) < 0) return false;
+        t_method_ = method.get();
+    }
+    auto same = [](PyObject* b, std::string_view v) {
+        return b && static_cast<std::size_t>(PyBytes_GET_SIZE(b)) == v.size() &&
+               (v.empty() || std::memcmp(PyBytes_AS_STRING(b), v.data(), v.size()) == 0);
+    };
+    if (!same(t_raw_path_, req.path)) {
+        py::Ref raw = py::Ref::steal(PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size())));
+        if (!raw || !py::set_steal(t, K.path, decode_path(req.path, scratch_)) ||
+            PyDict_SetItem(t, K.raw_path, raw.get()) < 0)
+            return false;
+        t_raw_path_ = raw.get();
+    }
+    if (!same(t_query_, req.query)) {
+        py::Ref q = py::Ref::steal(PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size())));
+        if (!q || PyDict_SetItem(t, K.query_string, q.get()) < 0) return false;
+        t_query_ = q.get();
+    }
+    return true;
+}
+
 PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Request& req) {
-    py::Ref scope = py::Ref::steal(PyDict_Copy(opts_.base_scope.get()));
-    if (!scope) return nullptr;
-    PyObject* s = scope.get();
     if (!cd.client) {
         cd.client = py::Ref::steal(peer_tuple(c.peer()));
         if (!cd.client) return nullptr;
     }
-    if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
-        PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !py::set_steal(s, K.method, py::method_str(req)) ||
-        !py::set_steal(s, K.path, decode_path(req.path, scratch_)) ||
-        !py::set_steal(s, K.raw_path,
-                   PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
-        !py::set_steal(s, K.query_string,
-                   PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
-        return nullptr;
+    py::Ref scope;
+    if (scope_template_) {
+        if (!refresh_template(cd, req)) {
+            // The template may hold half of this request's values: forget what it holds.
+            t_version_ = t_client_ = t_method_ = t_raw_path_ = t_query_ = nullptr;
+            return nullptr;
+        }
+        scope = py::Ref::steal(PyDict_Copy(scope_template_.get()));
+        if (!scope) return nullptr;
+    } else {
+        scope = py::Ref::steal(PyDict_Copy(opts_.base_scope.get()));
+        if (!scope) return nullptr;
+        PyObject* s = scope.get();
+        if (PyDict_SetItem(s, K.http_version, req.version_minor == 0 ? K.v10 : K.v11) < 0 ||
+            PyDict_SetItem(s, K.client, cd.client.get()) < 0 || !py::set_steal(s, K.method, py::method_str(req)) ||
+            !py::set_steal(s, K.path, decode_path(req.path, scratch_)) ||
+            !py::set_steal(s, K.raw_path,
+                           PyBytes_FromStringAndSize(req.path.data(), static_cast<Py_ssize_t>(req.path.size()))) ||
+            !py::set_steal(s, K.query_string,
+                           PyBytes_FromStringAndSize(req.query.data(), static_cast<Py_ssize_t>(req.query.size()))))
+            return nullptr;
+    }
+    PyObject* s = scope.get();
     py::Ref headers = py::Ref::steal(PyList_New(req.num_headers));
     if (!headers) return nullptr;
     for (std::uint32_t i = 0; i < req.num_headers; ++i) {
@@ -219,7 +357,9 @@ PyObject* Handler::build_scope(net::Connection& c, ConnData& cd, const http::Req
         PyList_SET_ITEM(headers.get(), i, pair);
     }
     if (PyDict_SetItem(s, K.headers, headers.get()) < 0) return nullptr;
-    if (opts_.state && !py::set_steal(s, K.state, PyDict_Copy(opts_.state.get()))) return nullptr;
+    // The lifespan state, copied shallowly: only when there is any (no "state" key otherwise).
+    if (opts_.state && PyDict_GET_SIZE(opts_.state.get()) > 0 && !py::set_steal(s, K.state, PyDict_Copy(opts_.state.get())))
+        return nullptr;
     if (c.tls()) {
         if (!cd.extensions) {
             cd.extensions = py::Ref::steal(tls_extensions(c));
@@ -244,16 +384,20 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     }
     ConnData& cd = *static_cast<ConnData*>(c.user);
     if (req.upgrade && ws_request(c, cd, req)) return;  // WebSocket: asgi/websocket.cpp
-    Exchange* ex = PyObject_New(Exchange, ExchangeType);
+    Exchange* ex = reusable_exchange(cd);  // the previous request's, when nothing else holds it
     if (!ex) {
-        PyErr_Clear();
-        c.queue_canned(http::canned_response(500));
-        c.finish_response();
-        return;
+        ex = PyObject_New(Exchange, ExchangeType);
+        if (!ex) {
+            PyErr_Clear();
+            c.queue_canned(http::canned_response(500));
+            c.finish_response();
+            return;
+        }
+        ex->receive = ex->send = nullptr;
     }
     ex->handler = this;
     ex->conn = &c;
-    ex->w = new net::ResponseWriter();
+    ex->w = new (&ex->wbuf) net::ResponseWriter();
     ex->pending_receive = ex->pending_send = nullptr;
     ex->http10 = req.version_minor == 0;
     ex->head = req.method_id == http::Method::Head;
@@ -268,12 +412,14 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
     py::Ref hold = py::Ref::borrow(reinterpret_cast<PyObject*>(ex));  // the exchange may leave cd below
 
     py::Ref scope = py::Ref::steal(build_scope(c, cd, req));
-    py::Ref receive = scope ? py::Ref::steal(PyCFunction_New(&receive_def, hold.get())) : py::Ref();
-    py::Ref send = receive ? py::Ref::steal(PyCFunction_New(&send_def, hold.get())) : py::Ref();
-    if (!send) {
+    if (scope && !ex->receive) ex->receive = PyCFunction_New(&receive_def, hold.get());
+    if (scope && ex->receive && !ex->send) ex->send = PyCFunction_New(&send_def, hold.get());
+    if (!scope || !ex->receive || !ex->send) {
         app_finished(ex, true);
         return;
     }
+    py::Ref receive = py::Ref::borrow(ex->receive);
+    py::Ref send = py::Ref::borrow(ex->send);
     if (opts_.access_log) {
         ex->scope = py::Ref::borrow(scope.get()).release();
         ex->started_ns = uv_hrtime();
@@ -301,12 +447,232 @@ void Handler::on_request(net::Connection& c, const http::Request& req) {
             return;
         }
     }
-    // Start it as an asyncio Task, eagerly where asyncio can (3.12+): the app runs now, inside its own
-    // Task (so sniffio, anyio and asyncio.current_task() work), and an app that never waits has
-    // finished before this returns, with no trip through the event loop.
-    PyObject* sargs[2] = {coro.get(), hold.get()};
-    py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 2, nullptr));
-    if (!t) app_finished(ex, true);
+    start_app(ex, coro.get());
+}
+
+// Starts a request's coroutine: driven from here at once when no Python code is running (we are in
+// server_run), otherwise (a pipelined request reached from inside an app's send) at the next run.
+// Without the eager machinery, spawn() runs it as an asyncio Task.
+void Handler::start_app(Exchange* ex, PyObject* coro) {
+    PyObject* self = reinterpret_cast<PyObject*>(ex);
+    if (!opts_.new_task) {
+        PyObject* sargs[2] = {coro, self};
+        py::Ref t = py::Ref::steal(PyObject_Vectorcall(opts_.spawn.get(), sargs, 2, nullptr));
+        if (!t) app_finished(ex, true);
+        return;
+    }
+    if (!in_run_ || depth_ > 0) {
+        deferred_.push_back({py::Ref::borrow(self), py::Ref::borrow(coro)});
+        call_wake();
+        return;
+    }
+    run_eager(ex, coro);
+}
+
+bool Handler::make_spare() {
+    py::Ref c = py::Ref::steal(new_continuation(this));
+    if (!c) return false;
+    py::Ref t = py::Ref::steal(PyObject_CallOneArg(opts_.new_task.get(), c.get()));
+    if (!t) return false;
+    spare_ = std::move(t);
+    spare_cont_ = std::move(c);
+    return true;
+}
+
+// The spare Task takes over the request's coroutine; a new spare is made when the next one is needed.
+// True when the spare Task was asked to cancel (by an app that ran with it as its current task and
+// then returned without waiting): that cancellation must not reach a later request it would continue.
+// (An app that cancels its current task and then waits gets it, as from its own Task.)
+bool Handler::spare_cancelled() {
+    // Task.cancel() counts every request, whether the Task is parked or not started yet; only a
+    // cancellation delivered (after a wait) is ever uncounted (uncancel), so this is enough.
+    py::Ref n = py::Ref::steal(PyObject_CallMethodNoArgs(spare_.get(), K.cancelling));
+    if (!n) {
+        PyErr_Clear();
+        return false;
+    }
+    return PyLong_Check(n.get()) && PyLong_AsLong(n.get()) != 0;
+}
+
+void Handler::bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first) {
+    py::Ref c = std::move(spare_cont_);
+    spare_.reset();
+    if (!bind_continuation(c.get(), reinterpret_cast<PyObject*>(ex), coro, ctx, first))
+        log_current("cannot resume an ASGI application");
+}
+
+void Handler::spare_died(Continuation* c) {
+    if (spare_cont_.get() == reinterpret_cast<PyObject*>(c)) {
+        spare_cont_.reset();
+        spare_.reset();
+    }
+}
+
+void Handler::cancel_spare() {
+    if (!spare_) return;
+    py::Ref t = std::move(spare_);
+    spare_cont_.reset();
+    py::Ref r = py::Ref::steal(PyObject_CallMethodNoArgs(t.get(), K.cancel));
+    if (!r) PyErr_Clear();
+}
+
+// Runs the coroutine's first step now, with the spare Task as asyncio's current task (so
+// asyncio.current_task(), anyio and sniffio see a Task, the one that continues the coroutine if it
+// waits) and in a copy of the current context, as a Task would. An app that never waits has
+// finished when this returns: no Task of its own, no trip through the event loop.
+void Handler::run_eager(Exchange* ex, PyObject* coro) {
+    py::Ref ctx = py::Ref::steal(PyContext_CopyCurrent());
+    if (!ctx || (!spare_ && !make_spare())) {
+        app_finished(ex, true);
+        return;
+    }
+    PyObject* targs[2] = {opts_.loop.get(), spare_.get()};
+    py::Ref entered = py::Ref::steal(PyObject_Vectorcall(opts_.enter_task.get(), targs, 2, nullptr));
+    if (!entered) {
+        // Some task is running already: the spare Task starts the coroutine at its next step.
+        PyErr_Clear();
+        bind_spare(ex, coro, ctx.get(), nullptr);
+        return;
+    }
+    py::Ref task = py::Ref::borrow(spare_.get());  // the spare may be replaced while the app runs
+    PyObject* result = nullptr;
+    PySendResult r = step(ex, coro, ctx.get(), Py_None, nullptr, &result);
+    {
+        SavedError saved;
+        targs[1] = task.get();
+        py::Ref left = py::Ref::steal(PyObject_Vectorcall(opts_.leave_task.get(), targs, 2, nullptr));
+        if (!left) PyErr_Clear();
+        saved.restore();
+    }
+    if (r == PYGEN_NEXT) {
+        py::Ref yielded = py::Ref::steal(result);
+        if (spare_.get() == task.get()) {
+            bind_spare(ex, coro, ctx.get(), yielded.get());
+            return;
+        }
+        // The spare died while the app ran (its Task was cancelled): a fresh Task continues it.
+        if (!make_spare()) {
+            log_current("cannot continue an ASGI application");
+            return;
+        }
+        bind_spare(ex, coro, ctx.get(), yielded.get());
+        return;
+    }
+    // A BaseException (SystemExit, KeyboardInterrupt, CancelledError) raised while driven from here
+    // was reported like any error; it cannot travel up through libuv.
+    if (r == PYGEN_ERROR) PyErr_Clear();
+    if (spare_.get() == task.get() && spare_cancelled()) {
+        spare_.reset();
+        spare_cont_.reset();  // its Task ends with the cancellation; the next request gets a new spare
+    }
+}
+
+void Handler::run_deferred() {
+    for (int round = 0; round < 8 && !deferred_.empty(); ++round) {
+        std::vector<Deferred> todo;
+        todo.swap(deferred_);
+        for (Deferred& d : todo) run_eager(reinterpret_cast<Exchange*>(d.exchange.get()), d.coro.get());
+    }
+}
+
+void Handler::begin_run() {
+    in_run_ = true;
+    if (!deferred_.empty()) run_deferred();
+}
+
+void Handler::end_run() {
+    if (!deferred_.empty()) run_deferred();
+    in_run_ = false;
+}
+
+// The connection's previous exchange (a new reference) when the request is over and nothing but the
+// exchange and its own receive/send refer to it: it serves the next request with the same receive and
+// send objects. Otherwise it leaves the connection (null).
+Exchange* Handler::reusable_exchange(ConnData& cd) {
+    if (!cd.exchange) return nullptr;
+    auto* ex = reinterpret_cast<Exchange*>(cd.exchange.get());
+    if (ex->receive && ex->send && Py_REFCNT(ex) == 3 && Py_REFCNT(ex->receive) == 1 &&
+        Py_REFCNT(ex->send) == 1 && ex->app_done && !ex->conn && !ex->pending_receive && !ex->pending_send &&
+        !ex->scope) {
+        ex->w->~ResponseWriter();
+        return reinterpret_cast<Exchange*>(cd.exchange.release());
+    }
+    drop_exchange(cd);
+    return nullptr;
+}
+
+// The exchange leaves its connection: it lets go of its receive/send, which (when the app still holds
+// them) keep it alive as long as needed, without a reference cycle.
+void Handler::drop_exchange(ConnData& cd) {
+    if (!cd.exchange) return;
+    py::Ref hold = std::move(cd.exchange);
+    auto* ex = reinterpret_cast<Exchange*>(hold.get());
+    Py_CLEAR(ex->receive);
+    Py_CLEAR(ex->send);
+}
+
+// The app's coroutine ended (failed: the error set now is why), once.
+void Handler::ended(Exchange* ex, bool failed) {
+    if (ex->app_done) {
+        if (failed) PyErr_Clear();
+        return;
+    }
+    app_finished(ex, failed);
+    wake();
+}
+
+PySendResult Handler::step(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* value, PyObject* exc,
+                           PyObject** result) {
+    *result = nullptr;
+    if (PyContext_Enter(ctx) < 0) {
+        ended(ex, true);
+        return PYGEN_RETURN;
+    }
+    ++depth_;
+    PySendResult r;
+    if (!exc) {
+        r = PyIter_Send(coro, value, result);
+    } else {
+        *result = PyObject_CallMethodOneArg(coro, K.throw_, exc);
+        if (*result) {
+            r = PYGEN_NEXT;
+        } else if (PyErr_ExceptionMatches(PyExc_StopIteration)) {
+            PyErr_Clear();
+            r = PYGEN_RETURN;
+            *result = Py_NewRef(Py_None);
+        } else {
+            r = PYGEN_ERROR;
+        }
+    }
+    --depth_;
+    {
+        SavedError saved;
+        if (PyContext_Exit(ctx) < 0) PyErr_Clear();
+        saved.restore();
+    }
+    if (r == PYGEN_NEXT) return r;
+    if (r == PYGEN_RETURN) {
+        Py_CLEAR(*result);
+        ended(ex, false);
+        return r;
+    }
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        ended(ex, true);  // logged (500 or close); the Task ends normally
+        return PYGEN_RETURN;
+    }
+    // A BaseException: reported, then raised on (a cancelled Task stays cancelled).
+    SavedError saved;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(Py_NewRef(saved.exc));
+#else
+    Py_XINCREF(saved.type);
+    Py_XINCREF(saved.value);
+    Py_XINCREF(saved.tb);
+    PyErr_Restore(saved.type, saved.value, saved.tb);
+#endif
+    ended(ex, true);
+    saved.restore();
+    return PYGEN_ERROR;
 }
 
 // The Task running the app reports how its coroutine ended: exc is None or the exception it raised.
@@ -400,13 +766,12 @@ PyObject* Handler::take_body(Exchange* ex) {
     if (c.body_failed()) return nullptr;
     if (buf.empty() && !c.body_done()) return nullptr;  // nothing yet: wait
     c.resume_reading();
-    py::Ref msg = py::Ref::steal(PyDict_New());
+    py::Ref msg = py::Ref::steal(PyDict_Copy(K.request_msg));  // type, body b"", more_body False
     if (!msg) return nullptr;
-    py::Ref body = py::Ref::steal(PyBytes_FromStringAndSize(buf.data(), static_cast<Py_ssize_t>(buf.size())));
-    if (!body || PyDict_SetItem(msg.get(), K.type, K.http_request) < 0 ||
-        PyDict_SetItem(msg.get(), K.body, body.get()) < 0 ||
-        PyDict_SetItem(msg.get(), K.more_body, c.body_done() ? Py_False : Py_True) < 0)
+    if (!buf.empty() &&
+        !py::set_steal(msg.get(), K.body, PyBytes_FromStringAndSize(buf.data(), static_cast<Py_ssize_t>(buf.size()))))
         return nullptr;
+    if (!c.body_done() && PyDict_SetItem(msg.get(), K.more_body, Py_True) < 0) return nullptr;
     if (c.body_done()) ex->request_done = true;
     return msg.release();
 }
@@ -491,6 +856,28 @@ bool Handler::stage_start(Exchange* ex, PyObject* headers) {
         return false;
     }
     if (!headers) return true;
+    if (PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
+        // The usual shape, without an iterator: a list of (bytes, bytes) tuples.
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            PyObject* item = PySequence_Fast_GET_ITEM(headers, i);  // borrowed
+            std::string_view name, value;
+            bool ok = (PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2 &&
+                      bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
+                      bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
+            if (!ok) {
+                w.cancel_headers();
+                PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
+                return false;
+            }
+            if (!w.header(name, value)) {
+                w.cancel_headers();
+                PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
+                return false;
+            }
+        }
+        return true;
+    }
     py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
     if (!it) {
         w.cancel_headers();
@@ -530,13 +917,13 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         return nullptr;
     }
     if (ex->complete) {
-        PyErr_Format(PyExc_RuntimeError, "'%U' sent after the response was complete", type);
+        PyErr_Format(PyExc_RuntimeError, "%R sent after the response was complete", type);
         return nullptr;
     }
     net::Connection& c = *ex->conn;
     if (!ex->started) {
-        if (PyUnicode_Compare(type, K.response_start) != 0) {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.start', got '%U'", type);
+        if (!is_type(type, K.response_start, 0)) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.start', got %R", type);
             return nullptr;
         }
         PyObject* status = PyDict_GetItemWithError(message, K.status);
@@ -559,7 +946,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         return ready(Py_None);
     }
     if (!ex->body_done) {
-        if (PyUnicode_Compare(type, K.response_body) == 0) {
+        if (is_type(type, K.response_body, 1)) {
             PyObject* body = PyDict_GetItemWithError(message, K.body);
             if (!body && PyErr_Occurred()) return nullptr;
             std::string_view data;
@@ -585,7 +972,7 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
                     return ready(Py_None);
                 }
             }
-        } else if (PyUnicode_Compare(type, K.response_pathsend) == 0) {
+        } else if (is_type(type, K.response_pathsend, 2)) {
             PyObject* path = PyDict_GetItemWithError(message, K.path);
             if (!path || !PyUnicode_Check(path)) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "http.response.pathsend needs a str 'path'");
@@ -609,12 +996,12 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
             wake();
             return ready(Py_None);
         } else {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.body', got '%U'", type);
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.body', got %R", type);
             return nullptr;
         }
     } else {
-        if (PyUnicode_Compare(type, K.response_trailers) != 0) {
-            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.trailers', got '%U'", type);
+        if (!is_type(type, K.response_trailers, 3)) {
+            PyErr_Format(PyExc_RuntimeError, "expected 'http.response.trailers', got %R", type);
             return nullptr;
         }
         PyObject* headers = PyDict_GetItemWithError(message, K.headers);
@@ -680,7 +1067,7 @@ void Handler::on_close(net::Connection& c) {
         if (ex->conn == &c) detach(ex, true);
     }
     if (cd->ws) ws_conn_closed(*cd);
-    cd->exchange.reset();
+    drop_exchange(*cd);
     cd->client.reset();
     cd->extensions.reset();
     c.user = nullptr;
@@ -697,6 +1084,6 @@ void Handler::release(void* owner) {
     Py_DECREF(reinterpret_cast<PyObject*>(owner));
 }
 
-bool init_types(PyObject*) { return init_keys() && init_exchange_types(); }
+bool init_types(PyObject*) { return init_keys() && init_exchange_types() && init_continuation_type(); }
 
 }  // namespace luath::asgi

@@ -1,5 +1,6 @@
-// The ASGI 3 side of a worker: HTTP scopes, receive/send, each request's coroutine started as an
-// eager asyncio Task (it runs at once; an app that never waits finishes without a loop round trip). asyncio is the outer loop: the Python
+// The ASGI 3 side of a worker: HTTP scopes, receive/send, and each request's coroutine driven from
+// here (see Handler::run_eager): an app that never waits finishes with no Task and no trip through the
+// event loop; one that waits is handed to an asyncio Task. asyncio is the outer loop: the Python
 // runner watches libuv's backend fd and calls Server::run_nowait(); the GIL is always held.
 #pragma once
 
@@ -24,7 +25,7 @@ struct Exchange {
     PyObject_HEAD
     Handler* handler;            // borrowed; the handler outlives every exchange it serves
     net::Connection* conn;       // borrowed; null once the response completed or the client left
-    net::ResponseWriter* w;      // owned (heap), valid while conn is set
+    net::ResponseWriter* w;      // &wbuf, valid while conn is set
     PyObject* pending_receive;   // owned future a receive() is waiting on, or null
     PyObject* pending_send;      // owned future a send() is waiting on (backpressure), or null
     bool http10, head, te_trailers;
@@ -38,10 +39,33 @@ struct Exchange {
     int status;
     PyObject* scope;             // owned, only with an access log
     std::uint64_t started_ns;
+    net::ResponseWriter wbuf;    // what w points to (constructed in place, no allocation per request)
+    // Bound receive/send (owned while the exchange is its connection's current one; dropped when it
+    // leaves, since each holds the exchange): kept with it when it is reused for the next request.
+    PyObject* receive;
+    PyObject* send;
+};
+
+// The coroutine-like object an asyncio Task runs for a request whose app waits (luath._core.AppTask).
+// A Task is made for it before any request (a spare, parked on a future); while a request's coroutine
+// is driven eagerly that Task is asyncio's current task; if the coroutine waits, the spare is bound
+// to it: its first step yields the future the coroutine yielded, later steps forward send/throw to
+// the coroutine (run in the request's context) and report how it ended.
+struct Continuation {
+    PyObject_HEAD
+    Handler* handler;            // borrowed; null once the handler is gone
+    PyObject* exchange;          // owned; null while a spare
+    PyObject* coro;              // owned; the app's coroutine (null while a spare and once it ended)
+    PyObject* ctx;               // owned; the request's contextvars.Context
+    PyObject* first;             // owned; what the coroutine yielded while driven eagerly, yielded first
+    PyObject* park;              // owned; the future a spare's Task waits on
+    bool dead;                   // ended (or a spare that was cancelled)
+    bool tracked;                // in its handler's live list (bound, not yet released)
 };
 
 extern PyTypeObject* ExchangeType;
 extern PyTypeObject* ReadyType;
+extern PyTypeObject* ContinuationType;
 bool init_types(PyObject* module);
 
 struct ConnData {
@@ -60,6 +84,12 @@ struct Options {
     py::Ref log_error;           // log_error(exc, message)
     py::Ref state;               // lifespan state (a dict), copied shallowly into each scope; or null
     py::Ref access_log;          // access_log(scope, status, length, seconds) after each response, or null
+    // Eager start (all set, or all null: every request then goes through spawn): the loop,
+    // asyncio.tasks._enter_task/_leave_task, and new_task(continuation) -> a Task running it.
+    py::Ref loop;
+    py::Ref enter_task;
+    py::Ref leave_task;
+    py::Ref new_task;
 };
 
 class Handler final : public net::Handler {
@@ -85,6 +115,34 @@ public:
     const Options& options() const { return opts_; }
     void wake();
     void set_server(net::Server* s) { server_ = s; }
+    // With a waker set (the server object's own wake, see server_object.cpp), wake() calls it
+    // instead of the Python wake callable.
+    void set_waker(void (*fn)(void*), void* arg) {
+        waker_ = fn;
+        waker_arg_ = arg;
+    }
+
+    // server_run brackets libuv's run with these: requests are driven eagerly only inside it.
+    void begin_run();
+    void end_run();
+    void cancel_spare();  // graceful stop: the spare Task is cancelled (it ends at once)
+    // One step of an app coroutine in its context (send value, or throw exc when exc is set).
+    // PYGEN_NEXT: *result is what it yielded. PYGEN_RETURN: it ended (reported; an Exception it raised
+    // was logged and swallowed). PYGEN_ERROR: it raised a BaseException (reported), still set.
+    PySendResult step(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* value, PyObject* exc,
+                      PyObject** result);
+    void spare_died(Continuation* c);
+    // Bound continuations, so that a handler going away first can orphan them.
+    void track(Continuation* c) { live_.push_back(c); }
+    void untrack(Continuation* c) {
+        for (auto& p : live_)
+            if (p == c) {
+                p = live_.back();
+                live_.pop_back();
+                return;
+            }
+    }
+    PyObject* new_future() { return PyObject_CallNoArgs(opts_.create_future.get()); }
 
 private:
     friend struct WsAccess;
@@ -93,6 +151,17 @@ private:
     void ws_drain(ConnData& cd);
     void ws_conn_closed(ConnData& cd);
     PyObject* build_scope(net::Connection& c, ConnData& cd, const http::Request& req);
+    bool refresh_template(ConnData& cd, const http::Request& req);
+    void start_app(Exchange* ex, PyObject* coro);
+    void run_eager(Exchange* ex, PyObject* coro);
+    void run_deferred();
+    bool make_spare();
+    bool spare_cancelled();
+    void bind_spare(Exchange* ex, PyObject* coro, PyObject* ctx, PyObject* first);
+    void ended(Exchange* ex, bool failed);
+    void call_wake();
+    Exchange* reusable_exchange(ConnData& cd);
+    void drop_exchange(ConnData& cd);
     PyObject* header_name(std::string_view name);
     PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
@@ -114,6 +183,25 @@ private:
     std::vector<NameSlot> names_;
     std::size_t nnames_ = 0;
     std::string scratch_;
+    py::Ref scope_template_;     // every scope key in order, constants set: copied per request (no resize)
+    // What the template holds now (borrowed: the template keeps each alive; see refresh_template).
+    PyObject* t_version_ = nullptr;
+    PyObject* t_client_ = nullptr;
+    PyObject* t_method_ = nullptr;
+    PyObject* t_raw_path_ = nullptr;
+    PyObject* t_query_ = nullptr;
+    bool in_run_ = false;        // inside server_run (no asyncio task is running)
+    int depth_ = 0;              // app coroutine steps running now (from here or from a Continuation)
+    struct Deferred {
+        py::Ref exchange;
+        py::Ref coro;
+    };
+    std::vector<Deferred> deferred_;  // requests that arrived while Python ran: started at the next run
+    py::Ref spare_;              // the spare Task, or null
+    py::Ref spare_cont_;         // its Continuation
+    std::vector<Continuation*> live_;  // borrowed: each removes itself when released or freed
+    void (*waker_)(void*) = nullptr;
+    void* waker_arg_ = nullptr;
 };
 
 }  // namespace luath::asgi

@@ -1,7 +1,11 @@
 // luath._core.AsgiServer: one worker's libuv loop driven by an outer asyncio loop.
-//   srv = AsgiServer(app, fds, config, base_scope, spawn, create_future, wake, log_error)
+//   srv = AsgiServer(app, fds, config, base_scope, spawn, create_future, wake, log_error,
+//                    eager=(loop, enter_task, leave_task, new_task) or None)
 //   loop.add_reader(srv.backend_fd(), tick); tick(): t = srv.run(); schedule tick in t ms (t >= 0)
 //   srv.stop() for a graceful stop; srv.done once drained; srv.close() frees the loop.
+// Or, with no Python in the per-event path: srv.bridge(loop, on_done); loop.add_reader(fd, srv.tick);
+//   srv.wake() schedules a tick; libuv's next timer is mirrored with loop.call_later; on_done() is
+//   called once stopped and drained; srv.unbridge() before close.
 #include <memory>
 
 #include "asgi/handler.hpp"
@@ -20,9 +24,42 @@ struct ServerObject {
     uv_loop_t* loop;
     Handler* handler;
     net::Server* server;
+    // The bridge to the asyncio loop (all owned, null without bridge()).
+    PyObject* call_soon;   // loop.call_soon
+    PyObject* call_later;  // loop.call_later
+    PyObject* tick_cb;     // self.tick (a reference cycle until unbridge()/close())
+    PyObject* timer_cb;    // self._on_timer
+    PyObject* on_done;
+    PyObject* timer;       // the armed asyncio TimerHandle, or null
+    double timer_when;     // its deadline (CLOCK_MONOTONIC seconds)
+    bool wake_pending;
 };
 
+PyObject* s_cancel = nullptr;
+
+void cancel_timer(ServerObject* o) {
+    if (!o->timer) return;
+    PyObject* t = o->timer;
+    o->timer = nullptr;
+    if (!s_cancel) s_cancel = PyUnicode_InternFromString("cancel");
+    py::Ref r = py::Ref::steal(s_cancel ? PyObject_CallMethodNoArgs(t, s_cancel) : nullptr);
+    if (!r) PyErr_Clear();
+    Py_DECREF(t);
+}
+
+void unbridge(ServerObject* o) {
+    cancel_timer(o);
+    if (o->handler) o->handler->set_waker(nullptr, nullptr);
+    Py_CLEAR(o->call_soon);
+    Py_CLEAR(o->call_later);
+    Py_CLEAR(o->tick_cb);
+    Py_CLEAR(o->timer_cb);
+    Py_CLEAR(o->on_done);
+    o->wake_pending = false;
+}
+
 void destroy(ServerObject* o) {
+    unbridge(o);
     if (!o->loop) return;
     // Close what is still open, let the close callbacks run, then free the loop.
     if (!o->server->done()) o->server->stop();
@@ -42,11 +79,11 @@ void destroy(ServerObject* o) {
 int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     static const char* kwlist[] = {"app", "fds", "config", "base_scope", "spawn", "create_future", "wake",
-                                   "log_error", nullptr};
-    PyObject *app, *fds, *cfg, *base, *spawn, *create_future, *wake, *log_error;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!OOOO:AsgiServer", const_cast<char**>(kwlist), &app,
+                                   "log_error", "eager", nullptr};
+    PyObject *app, *fds, *cfg, *base, *spawn, *create_future, *wake, *log_error, *eager = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!O!OOOO|O:AsgiServer", const_cast<char**>(kwlist), &app,
                                      &fds, &PyDict_Type, &cfg, &PyDict_Type, &base, &spawn, &create_future, &wake,
-                                     &log_error))
+                                     &log_error, &eager))
         return -1;
     if (o->loop) {
         PyErr_SetString(PyExc_RuntimeError, "AsgiServer is already initialised");
@@ -62,6 +99,15 @@ int server_init(PyObject* self, PyObject* args, PyObject* kwargs) {
     opts.create_future = py::Ref::borrow(create_future);
     opts.wake = py::Ref::borrow(wake);
     opts.log_error = py::Ref::borrow(log_error == Py_None ? nullptr : log_error);
+    if (eager != Py_None) {
+        // (loop, asyncio.tasks._enter_task, asyncio.tasks._leave_task, new_task): see Handler::run_eager.
+        PyObject *loop, *enter, *leave, *new_task;
+        if (!PyArg_ParseTuple(eager, "OOOO:eager", &loop, &enter, &leave, &new_task)) return -1;
+        opts.loop = py::Ref::borrow(loop);
+        opts.enter_task = py::Ref::borrow(enter);
+        opts.leave_task = py::Ref::borrow(leave);
+        opts.new_task = py::Ref::borrow(new_task);
+    }
     if (PyObject* al = PyDict_GetItemString(cfg, "access_log"); al && al != Py_None)
         opts.access_log = py::Ref::borrow(al);
     py::Ref seq = py::Ref::steal(PySequence_Fast(fds, "fds must be a sequence of file descriptors"));
@@ -108,15 +154,108 @@ PyObject* server_backend_fd(PyObject* self, PyObject*) {
 PyObject* server_run(PyObject* self, PyObject*) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     if (!o->loop) return need_loop();
+    o->handler->begin_run();
     o->server->run_pending();
+    o->handler->end_run();
     if (PyErr_Occurred()) return nullptr;
-    return PyLong_FromLong(o->server->backend_timeout());
+    // A handle changed after libuv's last pass (an app started late): run again soon.
+    return PyLong_FromLong(o->server->dirty() ? 0 : o->server->backend_timeout());
+}
+
+// Schedules a tick on the asyncio loop (once until it runs).
+void wake(ServerObject* o) {
+    if (o->wake_pending || !o->call_soon || !o->tick_cb) return;
+    o->wake_pending = true;
+    py::Ref r = py::Ref::steal(PyObject_CallOneArg(o->call_soon, o->tick_cb));
+    if (!r) {
+        o->wake_pending = false;
+        PyErr_Clear();
+    }
+}
+
+void wake_cb(void* arg) { wake(static_cast<ServerObject*>(arg)); }
+
+PyObject* server_wake(PyObject* self, PyObject*) {
+    wake(reinterpret_cast<ServerObject*>(self));
+    Py_RETURN_NONE;
+}
+
+// Runs libuv (the backend fd is readable, a timer is due, or Python changed something), then mirrors
+// libuv's next timer with one asyncio timer: the armed one is kept unless this one is due earlier (a
+// timer that fires early only runs libuv once more), so a tick costs no timer.
+PyObject* server_tick(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    o->wake_pending = false;
+    if (!o->loop) Py_RETURN_NONE;
+    o->handler->begin_run();
+    o->server->run_pending();
+    o->handler->end_run();
+    if (PyErr_Occurred()) return nullptr;
+    int timeout = o->server->dirty() ? 0 : o->server->backend_timeout();
+    if (timeout == 0) {
+        wake(o);
+    } else if (timeout > 0 && o->call_later && o->timer_cb) {
+        double delay = timeout / 1000.0;
+        double when = static_cast<double>(uv_hrtime()) / 1e9 + delay;
+        if (!o->timer || when < o->timer_when - 0.002) {
+            cancel_timer(o);
+            py::Ref d = py::Ref::steal(PyFloat_FromDouble(delay));
+            if (!d) return nullptr;
+            PyObject* args[2] = {d.get(), o->timer_cb};
+            o->timer = PyObject_Vectorcall(o->call_later, args, 2, nullptr);
+            if (!o->timer) return nullptr;
+            o->timer_when = when;
+        }
+    }
+    if (o->server->done() && o->on_done) {
+        py::Ref r = py::Ref::steal(PyObject_CallNoArgs(o->on_done));
+        if (!r) return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* server_on_timer(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    Py_CLEAR(o->timer);
+    return server_tick(self, nullptr);
+}
+
+PyObject* server_bridge(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "bridge(loop, on_done)");
+        return nullptr;
+    }
+    if (!o->loop) return need_loop();
+    unbridge(o);
+    o->call_soon = PyObject_GetAttrString(args[0], "call_soon");
+    o->call_later = o->call_soon ? PyObject_GetAttrString(args[0], "call_later") : nullptr;
+    o->tick_cb = o->call_later ? PyObject_GetAttrString(self, "tick") : nullptr;
+    o->timer_cb = o->tick_cb ? PyObject_GetAttrString(self, "_on_timer") : nullptr;
+    if (!o->timer_cb) {
+        unbridge(o);
+        return nullptr;
+    }
+    if (args[1] != Py_None) o->on_done = Py_NewRef(args[1]);
+    o->handler->set_waker(wake_cb, o);
+    Py_RETURN_NONE;
+}
+
+PyObject* server_unbridge(PyObject* self, PyObject*) {
+    unbridge(reinterpret_cast<ServerObject*>(self));
+    Py_RETURN_NONE;
 }
 
 PyObject* server_stop(PyObject* self, PyObject*) {
     auto* o = reinterpret_cast<ServerObject*>(self);
     if (!o->loop) return need_loop();
     o->server->stop();
+    Py_RETURN_NONE;
+}
+
+PyObject* server_cancel_spare(PyObject* self, PyObject*) {
+    auto* o = reinterpret_cast<ServerObject*>(self);
+    if (o->loop) o->handler->cancel_spare();
     Py_RETURN_NONE;
 }
 
@@ -160,6 +299,9 @@ PyObject* server_new(PyTypeObject* type, PyObject*, PyObject*) {
         o->loop = nullptr;
         o->handler = nullptr;
         o->server = nullptr;
+        o->call_soon = o->call_later = o->tick_cb = o->timer_cb = o->on_done = o->timer = nullptr;
+        o->timer_when = 0;
+        o->wake_pending = false;
     }
     return self;
 }
@@ -169,6 +311,13 @@ PyMethodDef server_methods[] = {
     {"run", server_run, METH_NOARGS, "run what is ready; returns ms until the next call is due, or -1"},
     {"stop", server_stop, METH_NOARGS, "stop accepting; close idle connections; finish the others"},
     {"close", server_close, METH_NOARGS, "free the loop (after done)"},
+    {"cancel_spare", server_cancel_spare, METH_NOARGS, "cancel the spare Task kept for requests that wait"},
+    {"bridge", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(server_bridge)), METH_FASTCALL,
+     "bridge(loop, on_done): tick/wake schedule themselves on loop; on_done() once drained"},
+    {"unbridge", server_unbridge, METH_NOARGS, "drop the bridge (cancels the timer)"},
+    {"tick", server_tick, METH_NOARGS, "run libuv now and mirror its next timer (the backend fd's reader)"},
+    {"_on_timer", server_on_timer, METH_NOARGS, "the mirrored timer fired"},
+    {"wake", server_wake, METH_NOARGS, "run libuv soon (from a loop callback)"},
     {"set_state", server_set_state, METH_O, "the lifespan state copied into each request's scope"},
     {nullptr, nullptr, 0, nullptr},
 };

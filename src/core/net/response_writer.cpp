@@ -77,13 +77,23 @@ bool ResponseWriter::begin(int status) {
         error_ = "invalid status";
         return false;
     }
-    char line[64];
-    std::size_t n = http::format_decimal(line, static_cast<std::uint64_t>(status));
-    line[n++] = ' ';
     std::string_view reason = http::reason_phrase(status);
+    char line[96];
+    if (reason.size() > sizeof line - 16) reason = {};
+    // The whole status line in one append (no check needed: built from the table).
+    std::memcpy(line, "HTTP/1.1 ", 9);
+    std::size_t n = 9 + http::format_decimal(line + 9, static_cast<std::uint64_t>(status));
+    line[n++] = ' ';
     std::memcpy(line + n, reason.data(), reason.size());
     n += reason.size();
-    return begin(std::string_view(line, n));
+    line[n++] = '\r';
+    line[n++] = '\n';
+    status_ = status;
+    no_body_ = head_ || status_ < 200 || status_ == 204 || status_ == 304;
+    mark_ = c_->out().mark();
+    in_headers_ = true;
+    c_->out().append(line, n);
+    return true;
 }
 
 bool ResponseWriter::header(std::string_view name, std::string_view value) {
