@@ -5,6 +5,8 @@
 // Vector loops only load whole 16/32-byte blocks inside [p, end); the rest is scanned byte by byte.
 #include "http/scan.hpp"
 
+#include "http/head_internal.hpp"
+
 #include <array>
 #include <cstring>
 #include <string_view>
@@ -67,6 +69,62 @@ constexpr std::array<std::uint8_t, 16> kTokLo = [] {
     return t;
 }();
 constexpr std::array<std::uint8_t, 16> kTokHi = {1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0};
+// The same for reg-name bytes (RFC 3986 3.2.2: unreserved / sub-delims; kTokHi is the high-nibble table).
+constexpr bool is_regname(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || in("-._~!$&'()*+,;=", c);
+}
+constexpr std::array<std::uint8_t, 16> kRegLo = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int c = 0; c < 128; ++c)
+        if (is_regname(c)) t[static_cast<std::size_t>(c & 15)] |= static_cast<std::uint8_t>(1u << (c >> 4));
+    return t;
+}();
+
+// The line classifier of head_fast.inc: one pshufb pair gives m = kLineLo[b & 15] & kLineHi[b >> 4], whose
+// bits 0-4 are set only for tchar bytes (one bit per high nibble 2, 3, 4, 5 and 7; high nibble 6 is all
+// tchar, and every low nibble has a tchar in one of the others) and bit 7 only for DEL: b is a tchar iff
+// (int8_t)m > 0, and b is DEL iff m & 0x80.
+constexpr std::array<std::uint8_t, 16> kLineHi = {0, 0, 1, 2, 4, 8, 0x1f, 16 | 0x80, 0, 0, 0, 0, 0, 0, 0, 0};
+constexpr std::array<std::uint8_t, 16> kLineLo = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int c = 0x20; c < 0x80; ++c)
+        if (is_tchar(c) && (c >> 4) != 6) t[static_cast<std::size_t>(c & 15)] |= kLineHi[static_cast<std::size_t>(c >> 4)] & 0x1f;
+    t[15] |= 0x80;
+    return t;
+}();
+constexpr bool line_tables_ok() {
+    for (int c = 0; c < 256; ++c) {
+        const std::uint8_t m = kLineLo[static_cast<std::size_t>(c & 15)] & kLineHi[static_cast<std::size_t>(c >> 4)];
+        if (is_tchar(c) != (m != 0 && m < 0x80)) return false;
+        if ((c == 0x7f) != ((m & 0x80) != 0)) return false;
+    }
+    return true;
+}
+static_assert(line_tables_ok());
+
+// 32-byte constants for vector loads (AVX2 uses all, SSE4.2 the first 16 bytes).
+struct alignas(32) Splat {
+    std::uint8_t b[32];
+};
+constexpr Splat splat(std::uint8_t v) {
+    Splat s{};
+    for (auto& x : s.b) x = v;
+    return s;
+}
+constexpr Splat twice(const std::array<std::uint8_t, 16>& t) {
+    Splat s{};
+    for (int i = 0; i < 32; ++i) s.b[i] = t[static_cast<std::size_t>(i & 15)];
+    return s;
+}
+constexpr Splat kNib = splat(0x0f), kC1f = splat(0x1f), kC20 = splat(0x20), kDel = splat(0x7f),
+                kHash = splat('#'), kQmark = splat('?'), kOne = splat(1), kDigit0 = splat('0'), kNine = splat(9);
+constexpr Splat kLineLo2 = twice(kLineLo), kLineHi2 = twice(kLineHi), kRegLo2 = twice(kRegLo),
+                kTokHi2 = twice(kTokHi);
+
+// Two bit masks of one block (see head_fast.inc).
+struct Masks2 {
+    std::uint32_t a, b;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 namespace scalar {
@@ -179,6 +237,71 @@ struct Block {
 #define LUATH_SCAN_BLOCK 16
 #include "http/scan_fields.inc"
 
+// head_fast.inc's classifier: 32-byte blocks, each from two 16-byte halves. The constants are made opaque
+// to the compiler, so that they stay in registers (or stack slots used as memory operands) instead of
+// being rebuilt from immediates inside the loops.
+template <class V>
+LUATH_SCAN_INLINE V opaque(V v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+LUATH_SCAN_INLINE __m128i k16(const Splat& c) { return opaque(_mm_load_si128(reinterpret_cast<const __m128i*>(c.b))); }
+struct HeadBlock {
+    __m128i nib, lo_t, hi_t, c1f, one, del;
+    LUATH_SCAN_INLINE HeadBlock()
+        : nib(k16(kNib)), lo_t(k16(kLineLo2)), hi_t(k16(kLineHi2)), c1f(k16(kC1f)), one(k16(kOne)), del(k16(kDel)) {}
+    LUATH_SCAN_INLINE void line16(__m128i x, std::uint32_t& tok, std::uint32_t& ctl) const {
+        const __m128i m = _mm_and_si128(_mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib)),
+                                        _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib)));
+        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(one, m)));
+        ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), m)));
+    }
+    // {not a tchar, a CTL (HTAB included) or DEL}
+    LUATH_SCAN_INLINE Masks2 line(const char* q) const {
+        std::uint32_t t0, c0, t1, c1;
+        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), t0, c0);
+        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), t1, c1);
+        return {t0 | t1 << 16, c0 | c1 << 16};
+    }
+    LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
+        return static_cast<std::uint32_t>(
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), _mm_cmpeq_epi8(x, del))));
+    }
+    // a CTL (HTAB included) or DEL
+    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
+        return ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))) |
+               ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))) << 16;
+    }
+    // {not a request-target byte, '?'}
+    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
+        std::uint32_t b[2], qm[2];
+        const __m128i c20 = k16(kC20), hash = k16(kHash), qmark = k16(kQmark);
+        for (int i = 0; i < 2; ++i) {
+            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i));
+            const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, c20), x);
+            b[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(
+                _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, hash)))));
+            qm[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, qmark)));
+        }
+        return {b[0] | b[1] << 16, qm[0] | qm[1] << 16};
+    }
+    // {not a reg-name byte ('%' included), not a digit}
+    LUATH_SCAN_INLINE Masks2 regname(const char* q) const {
+        std::uint32_t r[2], d[2];
+        const __m128i rl = k16(kRegLo2), rh = k16(kTokHi2), d0 = k16(kDigit0), nine = k16(kNine);
+        for (int i = 0; i < 2; ++i) {
+            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i));
+            const __m128i lo = _mm_shuffle_epi8(rl, _mm_and_si128(x, nib));
+            const __m128i hi = _mm_shuffle_epi8(rh, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+            const __m128i dd = _mm_sub_epi8(x, d0);
+            r[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128())));
+            d[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(dd, nine), dd)));
+        }
+        return {r[0] | r[1] << 16, ~(d[0] | d[1] << 16)};
+    }
+};
+#include "http/head_fast.inc"
+
 }  // namespace sse42
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -272,6 +395,56 @@ struct Block {
 #define LUATH_SCAN_BLOCK 32
 #include "http/scan_fields.inc"
 
+// head_fast.inc's classifier: 32-byte blocks (see sse42::HeadBlock).
+template <class V>
+LUATH_SCAN_INLINE V opaque(V v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+LUATH_SCAN_INLINE __m256i k32(const Splat& c) {
+    return opaque(_mm256_load_si256(reinterpret_cast<const __m256i*>(c.b)));
+}
+struct HeadBlock {
+    __m256i nib, lo_t, hi_t, c1f, one, del;
+    LUATH_SCAN_INLINE HeadBlock()
+        : nib(k32(kNib)), lo_t(k32(kLineLo2)), hi_t(k32(kLineHi2)), c1f(k32(kC1f)), one(k32(kOne)), del(k32(kDel)) {}
+    // {not a tchar, a CTL (HTAB included) or DEL}
+    LUATH_SCAN_INLINE Masks2 line(const char* q) const {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i m = _mm256_and_si256(_mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib)),
+                                           _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)));
+        const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x);
+        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(one, m))),
+                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(ctl, m)))};
+    }
+    // a CTL (HTAB included) or DEL
+    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        return static_cast<std::uint32_t>(_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x), _mm256_cmpeq_epi8(x, del))));
+    }
+    // {not a request-target byte, '?'}
+    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, k32(kC20)), x);
+        const __m256i bad = _mm256_or_si256(le20, _mm256_or_si256(_mm256_cmpeq_epi8(x, del), _mm256_cmpeq_epi8(x, k32(kHash))));
+        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(bad)),
+                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, k32(kQmark))))};
+    }
+    // {not a reg-name byte ('%' included), not a digit}
+    LUATH_SCAN_INLINE Masks2 regname(const char* q) const {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i lo = _mm256_shuffle_epi8(k32(kRegLo2), _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(k32(kTokHi2), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+        const __m256i d = _mm256_sub_epi8(x, k32(kDigit0));
+        const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, k32(kNine)), d);
+        return {static_cast<std::uint32_t>(
+                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256()))),
+                ~static_cast<std::uint32_t>(_mm256_movemask_epi8(digit))};
+    }
+};
+#include "http/head_fast.inc"
+
 }  // namespace avx2
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -323,16 +496,18 @@ LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) { retur
 }  // namespace neon
 #endif  // LUATH_SCAN_NEON
 
-constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields};
+constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields, detail::fast_head};
 
 Fns fns_of(ScanImpl impl) {
     switch (impl) {
 #ifdef LUATH_SCAN_X86
-        case ScanImpl::SSE42: return {sse42::find_value, sse42::find_target, sse42::find_token, sse42::fields};
-        case ScanImpl::AVX2: return {avx2::find_value, avx2::find_target, avx2::find_token, avx2::fields};
+        case ScanImpl::SSE42:
+            return {sse42::find_value, sse42::find_target, sse42::find_token, sse42::fields, sse42::head};
+        case ScanImpl::AVX2: return {avx2::find_value, avx2::find_target, avx2::find_token, avx2::fields, avx2::head};
 #endif
 #ifdef LUATH_SCAN_NEON
-        case ScanImpl::NEON: return {neon::find_value, neon::find_target, neon::find_token, neon::fields};
+        case ScanImpl::NEON:
+            return {neon::find_value, neon::find_target, neon::find_token, neon::fields, detail::fast_head};
 #endif
         default: return kScalar;
     }

@@ -42,6 +42,9 @@ struct Fns {
     // vector loads).
     std::size_t (*fields)(const char* begin, const char* p, const char* end, Header* out, std::size_t cap,
                           std::size_t max_line, const char** next);
+    // The one-pass parse of a whole head seen from its start (fresh HeadState): detail::fast_head's contract
+    // (head_internal.hpp), with this instruction set's own implementation where it has one.
+    std::size_t (*head)(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
 };
 
 extern Fns g_fns;  // the implementation in use
