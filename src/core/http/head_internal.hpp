@@ -55,7 +55,7 @@ inline bool parse_content_length(std::string_view v, std::uint64_t& out) {
 // length. Word loads OR 0x20 are exact for such bytes: only an uppercase letter becomes a lowercase one,
 // and a digit or '-' could only come from a CTL (0x10-0x19, 0x0d), which these bytes never are.
 template <std::size_t N>
-inline bool lc_is(const char* p, const char (&lit)[N]) {
+[[gnu::always_inline]] inline bool lc_is(const char* p, const char (&lit)[N]) {
     constexpr std::size_t L = N - 1;
     static_assert(L >= 2);
     auto word = [](const char* q, auto w) {
@@ -147,5 +147,11 @@ bool valid_authority(std::string_view a, bool require_port);
 // nothing the line-by-line path relies on, when anything is unusual; otherwise the head's length (a
 // Complete result), with req and st exactly as the line-by-line path leaves them.
 std::size_t fast_head(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
+
+// The line-by-line path: parse_request_head without the one-pass path (its reference).
+ParseResult parse_lines(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
+
+// fast_head, and parse_lines when it gives up (scan::Fns::head for the scalar and NEON paths).
+ParseResult fast_head_or_lines(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
 
 }  // namespace luath::http::detail

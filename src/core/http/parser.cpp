@@ -609,37 +609,33 @@ inline bool is_fresh(const HeadState& st) {
 
 bool g_fast_head = true;
 
-namespace {
-
-// Everything but a whole head in its first call: the line-by-line path.
-__attribute__((noinline)) ParseResult parse_slow(const char* buf, std::size_t len, Request& req, const Limits& limits,
-                                                 HeadState& st) {
+__attribute__((noinline)) ParseResult detail::parse_lines(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st) {
     bool needs_reparse = false;
     ParseResult r = run(buf, len, req, limits, st, needs_reparse);
     if (!needs_reparse) return r;
     // The head completed, but earlier calls saw part of it: their views may dangle and the message-level
-    // state was not kept. Parse the (now known valid line by line) head again in one pass.
+    // state was not kept. Parse the (now known valid line by line) head again in one pass (a fresh run
+    // never asks for a reparse).
     HeadState fresh{};
-    if (g_fast_head) {
-        if (const std::size_t n = scan::g_fns.head(buf, len, req, limits, fresh))
-            return ParseResult{Status::Complete, Error::None, n};
-    }
+    if (g_fast_head) return scan::g_fns.head(buf, len, req, limits, fresh);
     return run(buf, len, req, limits, fresh, needs_reparse);
     // (st is left as is: after Complete the caller resets it for the next request.)
 }
 
-}  // namespace
+ParseResult detail::fast_head_or_lines(const char* buf, std::size_t len, Request& req, const Limits& limits,
+                                       HeadState& st) {
+    if (const std::size_t n = fast_head(buf, len, req, limits, st)) return ParseResult{Status::Complete, Error::None, n};
+    return parse_lines(buf, len, req, limits, st);
+}
 
 ParseResult parse_request_head(const char* buf, std::size_t len, Request& req, const Limits& limits,
                                HeadState& st) {
     // A fresh state sees the head from its start: try the one-pass path first. It gives up on anything
-    // unusual (then run() decides, from the same fresh state), and is tried at most once per head with a
-    // non-empty buffer (run() leaves st non-fresh), so the total stays O(n).
-    if (g_fast_head && is_fresh(st)) [[likely]] {
-        if (const std::size_t n = scan::g_fns.head(buf, len, req, limits, st))
-            return ParseResult{Status::Complete, Error::None, n};
-    }
-    return parse_slow(buf, len, req, limits, st);
+    // unusual (then the line-by-line path decides, from the same fresh state), and is tried at most once
+    // per head with a non-empty buffer (the line-by-line path leaves st non-fresh), so the total stays O(n).
+    if (g_fast_head && is_fresh(st)) [[likely]]
+        return scan::g_fns.head(buf, len, req, limits, st);
+    return parse_lines(buf, len, req, limits, st);
 }
 
 }  // namespace luath::http

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -256,16 +257,28 @@ struct HeadBlock {
         tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(one, m)));
         ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), m)));
     }
-    // {not a tchar, a CTL (HTAB included) or DEL}
+    LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
+        return static_cast<std::uint32_t>(
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), _mm_cmpeq_epi8(x, del))));
+    }
+    // {not a tchar, a CTL (HTAB included) or DEL}; the tchar classification of the second half only when
+    // the first half is all tchar (the head parser looks at the first non-tchar only).
     LUATH_SCAN_INLINE Masks2 line(const char* q) const {
+        std::uint32_t t0, c0;
+        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), t0, c0);
+        const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+        if (t0) [[likely]]
+            return {t0, c0 | ctl16(x1) << 16};
+        std::uint32_t t1, c1;
+        line16(x1, t1, c1);
+        return {t1 << 16, c0 | c1 << 16};
+    }
+    // The same with every bit of both masks (for blocks shifted afterwards).
+    LUATH_SCAN_INLINE Masks2 line_full(const char* q) const {
         std::uint32_t t0, c0, t1, c1;
         line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), t0, c0);
         line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), t1, c1);
         return {t0 | t1 << 16, c0 | c1 << 16};
-    }
-    LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
-        return static_cast<std::uint32_t>(
-            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), _mm_cmpeq_epi8(x, del))));
     }
     // a CTL (HTAB included) or DEL
     LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
@@ -310,10 +323,10 @@ struct HeadBlock {
 #endif
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,bmi,bmi2"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,bmi,bmi2")
 #endif
 namespace avx2 {
 
@@ -417,6 +430,7 @@ struct HeadBlock {
         return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(one, m))),
                 static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(ctl, m)))};
     }
+    LUATH_SCAN_INLINE Masks2 line_full(const char* q) const { return line(q); }
     // a CTL (HTAB included) or DEL
     LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
@@ -496,18 +510,23 @@ LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) { retur
 }  // namespace neon
 #endif  // LUATH_SCAN_NEON
 
-constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields, detail::fast_head};
+constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields, detail::fast_head,
+                      detail::fast_head_or_lines};
 
 Fns fns_of(ScanImpl impl) {
     switch (impl) {
 #ifdef LUATH_SCAN_X86
         case ScanImpl::SSE42:
-            return {sse42::find_value, sse42::find_target, sse42::find_token, sse42::fields, sse42::head};
-        case ScanImpl::AVX2: return {avx2::find_value, avx2::find_target, avx2::find_token, avx2::fields, avx2::head};
+            return {sse42::find_value, sse42::find_target, sse42::find_token,
+                    sse42::fields,     sse42::head_len,     sse42::head};
+        case ScanImpl::AVX2:
+            return {avx2::find_value, avx2::find_target, avx2::find_token,
+                    avx2::fields,     avx2::head_len,     avx2::head};
 #endif
 #ifdef LUATH_SCAN_NEON
         case ScanImpl::NEON:
-            return {neon::find_value, neon::find_target, neon::find_token, neon::fields, detail::fast_head};
+            return {neon::find_value,  neon::find_target,   neon::find_token,
+                    neon::fields,      detail::fast_head,   detail::fast_head_or_lines};
 #endif
         default: return kScalar;
     }
@@ -541,7 +560,8 @@ bool scan_impl_available(ScanImpl impl) {
             return __builtin_cpu_supports("sse4.2");
         case ScanImpl::AVX2:
             __builtin_cpu_init();
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("sse4.2");
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                   __builtin_cpu_supports("sse4.2");
 #endif
 #ifdef LUATH_SCAN_NEON
         case ScanImpl::NEON: return true;
