@@ -285,32 +285,42 @@ struct HeadBlock {
         return ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))) |
                ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))) << 16;
     }
-    // {not a request-target byte, '?'}
-    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
-        std::uint32_t b[2], qm[2];
-        const __m128i c20 = k16(kC20), hash = k16(kHash), qmark = k16(kQmark);
-        for (int i = 0; i < 2; ++i) {
-            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i));
-            const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, c20), x);
-            b[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(
-                _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, hash)))));
-            qm[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, qmark)));
-        }
-        return {b[0] | b[1] << 16, qm[0] | qm[1] << 16};
+    // {not a request-target byte, '?'} of 16 bytes
+    LUATH_SCAN_INLINE Masks2 target16(const char* q) const {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, k16(kC20)), x);
+        return {static_cast<std::uint32_t>(_mm_movemask_epi8(
+                    _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, k16(kHash)))))),
+                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, k16(kQmark))))};
     }
-    // {not a reg-name byte ('%' included), not a digit}
-    LUATH_SCAN_INLINE Masks2 regname(const char* q) const {
-        std::uint32_t r[2], d[2];
-        const __m128i rl = k16(kRegLo2), rh = k16(kTokHi2), d0 = k16(kDigit0), nine = k16(kNine);
-        for (int i = 0; i < 2; ++i) {
-            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i));
-            const __m128i lo = _mm_shuffle_epi8(rl, _mm_and_si128(x, nib));
-            const __m128i hi = _mm_shuffle_epi8(rh, _mm_and_si128(_mm_srli_epi16(x, 4), nib));
-            const __m128i dd = _mm_sub_epi8(x, d0);
-            r[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128())));
-            d[i] = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(dd, nine), dd)));
-        }
-        return {r[0] | r[1] << 16, ~(d[0] | d[1] << 16)};
+    // {not a request-target byte, '?'}; the second half only when the first has no byte that is not a
+    // target byte (the head parser looks at the '?' before the first such byte only).
+    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
+        const Masks2 m0 = target16(q);
+        if (m0.a) [[likely]]
+            return m0;
+        const Masks2 m1 = target16(q + 16);
+        return {m1.a << 16, m0.b | m1.b << 16};
+    }
+    LUATH_SCAN_INLINE Masks2 target_full(const char* q) const {
+        const Masks2 m0 = target16(q), m1 = target16(q + 16);
+        return {m0.a | m1.a << 16, m0.b | m1.b << 16};
+    }
+    // {not a reg-name byte ('%' included), not a digit} of 16 bytes
+    LUATH_SCAN_INLINE Masks2 regname16(const char* q) const {
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i lo = _mm_shuffle_epi8(k16(kRegLo2), _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(k16(kTokHi2), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        const __m128i d = _mm_sub_epi8(x, k16(kDigit0));
+        return {static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()))),
+                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, k16(kNine)), d))) ^ 0xffffu};
+    }
+    // {not a reg-name byte ('%' included), not a digit}, for the first n (< 32) bytes at least
+    LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t n) const {
+        const Masks2 m0 = regname16(q);
+        if (n <= 16) return m0;
+        const Masks2 m1 = regname16(q + 16);
+        return {m0.a | m1.a << 16, m0.b | m1.b << 16};
     }
 };
 #include "http/head_fast.inc"
@@ -445,8 +455,9 @@ struct HeadBlock {
         return {static_cast<std::uint32_t>(_mm256_movemask_epi8(bad)),
                 static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, k32(kQmark))))};
     }
+    LUATH_SCAN_INLINE Masks2 target_full(const char* q) const { return target(q); }
     // {not a reg-name byte ('%' included), not a digit}
-    LUATH_SCAN_INLINE Masks2 regname(const char* q) const {
+    LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
         const __m256i lo = _mm256_shuffle_epi8(k32(kRegLo2), _mm256_and_si256(x, nib));
         const __m256i hi = _mm256_shuffle_epi8(k32(kTokHi2), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
