@@ -148,6 +148,14 @@ const std::vector<std::string>& request_vectors() {
             "GET / HTTP/1.1\r\nHost: a\r\nX: v\rw\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nX: v\r\n folded\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            // Aimed at the one-pass heads (head_fast.inc): buffers shorter than a block, the last lines of the
+            // buffer, the names and values it recognises, Host values, OWS and HTAB.
+            "GET / HTTP/1.1\r\nHost:a\r\n\r\n",
+            "GET /p?q HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\n",
+            "POST / HTTP/1.0\r\nHost: a:1\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n"
+            "TE: trailers\r\nUpgrade: h2c\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: " + std::string(30, 'h') + ":80\r\nHost: [::1]\r\nX:\t a \t\r\n\r\n",
+            "GET /" + std::string(30, 'a') + "?" + std::string(30, 'b') + "?c HTTP/1.1\r\nhOST: a%2Fb:\r\n\r\n",
         };
         std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
         for (int i = 0; i < 40; ++i) many += "X-Header-" + std::to_string(i) + ": value-" + std::to_string(i * 7919) + "\r\n";
