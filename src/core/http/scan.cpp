@@ -117,10 +117,20 @@ constexpr Splat twice(const std::array<std::uint8_t, 16>& t) {
     for (int i = 0; i < 32; ++i) s.b[i] = t[static_cast<std::size_t>(i & 15)];
     return s;
 }
-constexpr Splat kNib = splat(0x0f), kC1f = splat(0x1f), kC20 = splat(0x20), kDel = splat(0x7f),
-                kHash = splat('#'), kQmark = splat('?'), kOne = splat(1), kDigit0 = splat('0'), kNine = splat(9);
-constexpr Splat kLineLo2 = twice(kLineLo), kLineHi2 = twice(kLineHi), kRegLo2 = twice(kRegLo),
-                kTokHi2 = twice(kTokHi);
+
+}  // namespace
+
+// The constants of head_fast.inc's classifiers. Not const on purpose: the compiler then takes them from
+// memory (as operands of the vector instructions) instead of rebuilding them from immediates in the loops
+// or keeping copies in stack slots. Never written.
+struct HeadConsts {
+    Splat nib, c1f, c20, del, hash, qmark, one, digit0, nine, line_lo, line_hi, reg_lo, tok_hi;
+};
+extern HeadConsts g_head_consts;
+HeadConsts g_head_consts = {splat(0x0f), splat(0x1f), splat(0x20), splat(0x7f), splat('#'), splat('?'), splat(1),
+                            splat('0'),  splat(9),    twice(kLineLo), twice(kLineHi), twice(kRegLo), twice(kTokHi)};
+
+namespace {
 
 // Two bit masks of one block (see head_fast.inc).
 struct Masks2 {
@@ -238,28 +248,18 @@ struct Block {
 #define LUATH_SCAN_BLOCK 16
 #include "http/scan_fields.inc"
 
-// head_fast.inc's classifier: 32-byte blocks, each from two 16-byte halves. The constants are made opaque
-// to the compiler, so that they stay in registers (or stack slots used as memory operands) instead of
-// being rebuilt from immediates inside the loops.
-template <class V>
-LUATH_SCAN_INLINE V opaque(V v) {
-    __asm__("" : "+x"(v));
-    return v;
-}
-LUATH_SCAN_INLINE __m128i k16(const Splat& c) { return opaque(_mm_load_si128(reinterpret_cast<const __m128i*>(c.b))); }
+// head_fast.inc's classifier: 32-byte blocks, each from two 16-byte halves.
+#define LUATH_K(name) _mm_load_si128(reinterpret_cast<const __m128i*>(g_head_consts.name.b))
 struct HeadBlock {
-    __m128i nib, lo_t, hi_t, c1f, one, del;
-    LUATH_SCAN_INLINE HeadBlock()
-        : nib(k16(kNib)), lo_t(k16(kLineLo2)), hi_t(k16(kLineHi2)), c1f(k16(kC1f)), one(k16(kOne)), del(k16(kDel)) {}
     LUATH_SCAN_INLINE void line16(__m128i x, std::uint32_t& tok, std::uint32_t& ctl) const {
-        const __m128i m = _mm_and_si128(_mm_shuffle_epi8(lo_t, _mm_and_si128(x, nib)),
-                                        _mm_shuffle_epi8(hi_t, _mm_and_si128(_mm_srli_epi16(x, 4), nib)));
-        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(one, m)));
-        ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), m)));
+        const __m128i m = _mm_and_si128(_mm_shuffle_epi8(LUATH_K(line_lo), _mm_and_si128(x, LUATH_K(nib))),
+                                        _mm_shuffle_epi8(LUATH_K(line_hi), _mm_and_si128(_mm_srli_epi16(x, 4), LUATH_K(nib))));
+        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(LUATH_K(one), m)));
+        ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x), m)));
     }
     LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
         return static_cast<std::uint32_t>(
-            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x), _mm_cmpeq_epi8(x, del))));
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x), _mm_cmpeq_epi8(x, LUATH_K(del)))));
     }
     // {not a tchar, a CTL (HTAB included) or DEL}; the tchar classification of the second half only when
     // the first half is all tchar (the head parser looks at the first non-tchar only).
@@ -288,10 +288,10 @@ struct HeadBlock {
     // {not a request-target byte, '?'} of 16 bytes
     LUATH_SCAN_INLINE Masks2 target16(const char* q) const {
         const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-        const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, k16(kC20)), x);
+        const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c20)), x);
         return {static_cast<std::uint32_t>(_mm_movemask_epi8(
-                    _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, k16(kHash)))))),
-                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, k16(kQmark))))};
+                    _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, LUATH_K(del)), _mm_cmpeq_epi8(x, LUATH_K(hash)))))),
+                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, LUATH_K(qmark))))};
     }
     // {not a request-target byte, '?'}; the second half only when the first has no byte that is not a
     // target byte (the head parser looks at the '?' before the first such byte only).
@@ -309,11 +309,11 @@ struct HeadBlock {
     // {not a reg-name byte ('%' included), not a digit} of 16 bytes
     LUATH_SCAN_INLINE Masks2 regname16(const char* q) const {
         const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-        const __m128i lo = _mm_shuffle_epi8(k16(kRegLo2), _mm_and_si128(x, nib));
-        const __m128i hi = _mm_shuffle_epi8(k16(kTokHi2), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
-        const __m128i d = _mm_sub_epi8(x, k16(kDigit0));
+        const __m128i lo = _mm_shuffle_epi8(LUATH_K(reg_lo), _mm_and_si128(x, LUATH_K(nib)));
+        const __m128i hi = _mm_shuffle_epi8(LUATH_K(tok_hi), _mm_and_si128(_mm_srli_epi16(x, 4), LUATH_K(nib)));
+        const __m128i d = _mm_sub_epi8(x, LUATH_K(digit0));
         return {static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()))),
-                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, k16(kNine)), d))) ^ 0xffffu};
+                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, LUATH_K(nine)), d))) ^ 0xffffu};
     }
     // {not a reg-name byte ('%' included), not a digit}, for the first n (< 32) bytes at least
     LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t n) const {
@@ -324,6 +324,7 @@ struct HeadBlock {
     }
 };
 #include "http/head_fast.inc"
+#undef LUATH_K
 
 }  // namespace sse42
 #if defined(__clang__)
@@ -418,26 +419,16 @@ struct Block {
 #define LUATH_SCAN_BLOCK 32
 #include "http/scan_fields.inc"
 
-// head_fast.inc's classifier: 32-byte blocks (see sse42::HeadBlock).
-template <class V>
-LUATH_SCAN_INLINE V opaque(V v) {
-    __asm__("" : "+x"(v));
-    return v;
-}
-LUATH_SCAN_INLINE __m256i k32(const Splat& c) {
-    return opaque(_mm256_load_si256(reinterpret_cast<const __m256i*>(c.b)));
-}
+// head_fast.inc's classifier: 32-byte blocks.
+#define LUATH_K(name) _mm256_load_si256(reinterpret_cast<const __m256i*>(g_head_consts.name.b))
 struct HeadBlock {
-    __m256i nib, lo_t, hi_t, c1f, one, del;
-    LUATH_SCAN_INLINE HeadBlock()
-        : nib(k32(kNib)), lo_t(k32(kLineLo2)), hi_t(k32(kLineHi2)), c1f(k32(kC1f)), one(k32(kOne)), del(k32(kDel)) {}
     // {not a tchar, a CTL (HTAB included) or DEL}
     LUATH_SCAN_INLINE Masks2 line(const char* q) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const __m256i m = _mm256_and_si256(_mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, nib)),
-                                           _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), nib)));
-        const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x);
-        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(one, m))),
+        const __m256i m = _mm256_and_si256(_mm256_shuffle_epi8(LUATH_K(line_lo), _mm256_and_si256(x, LUATH_K(nib))),
+                                           _mm256_shuffle_epi8(LUATH_K(line_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), LUATH_K(nib))));
+        const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x);
+        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(LUATH_K(one), m))),
                 static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(ctl, m)))};
     }
     LUATH_SCAN_INLINE Masks2 line_full(const char* q) const { return line(q); }
@@ -445,30 +436,31 @@ struct HeadBlock {
     LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
         return static_cast<std::uint32_t>(_mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(x, c1f), x), _mm256_cmpeq_epi8(x, del))));
+            _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x), _mm256_cmpeq_epi8(x, LUATH_K(del)))));
     }
     // {not a request-target byte, '?'}
     LUATH_SCAN_INLINE Masks2 target(const char* q) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, k32(kC20)), x);
-        const __m256i bad = _mm256_or_si256(le20, _mm256_or_si256(_mm256_cmpeq_epi8(x, del), _mm256_cmpeq_epi8(x, k32(kHash))));
+        const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c20)), x);
+        const __m256i bad = _mm256_or_si256(le20, _mm256_or_si256(_mm256_cmpeq_epi8(x, LUATH_K(del)), _mm256_cmpeq_epi8(x, LUATH_K(hash))));
         return {static_cast<std::uint32_t>(_mm256_movemask_epi8(bad)),
-                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, k32(kQmark))))};
+                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, LUATH_K(qmark))))};
     }
     LUATH_SCAN_INLINE Masks2 target_full(const char* q) const { return target(q); }
     // {not a reg-name byte ('%' included), not a digit}
     LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t) const {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const __m256i lo = _mm256_shuffle_epi8(k32(kRegLo2), _mm256_and_si256(x, nib));
-        const __m256i hi = _mm256_shuffle_epi8(k32(kTokHi2), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
-        const __m256i d = _mm256_sub_epi8(x, k32(kDigit0));
-        const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, k32(kNine)), d);
+        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(reg_lo), _mm256_and_si256(x, LUATH_K(nib)));
+        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(tok_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), LUATH_K(nib)));
+        const __m256i d = _mm256_sub_epi8(x, LUATH_K(digit0));
+        const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, LUATH_K(nine)), d);
         return {static_cast<std::uint32_t>(
                     _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256()))),
                 ~static_cast<std::uint32_t>(_mm256_movemask_epi8(digit))};
     }
 };
 #include "http/head_fast.inc"
+#undef LUATH_K
 
 }  // namespace avx2
 #if defined(__clang__)
