@@ -9,9 +9,9 @@
 //     line never reports something different from what the complete line would;
 //   * message-level rules (Host, Content-Length, Transfer-Encoding, ...) are applied once the empty line
 //     ending the head has arrived.
-// A head seen from its start (fresh HeadState) first goes through fast_head, a one-pass version of the same
-// rules for the common case, which gives up (leaving the decision to the line-by-line path) on anything
-// unusual. Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
+// A head seen from its start (fresh HeadState) first goes through a one-pass version of the same rules for
+// the common case (scan::Fns::head: head_fast.inc on SSE4.2 / AVX2, fast_head below on the other paths),
+// which gives up (leaving the decision to the line-by-line path, parse_lines) on anything unusual. Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
 // a call that did not see the request line, the head is parsed once more from the start: O(total) overall.
 #include <array>
 #include <cstring>
@@ -508,13 +508,15 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
     }
 }
 
-// The whole head in one pass, for a call with a fresh HeadState: the request line (origin-form target,
-// HTTP/1.0 or 1.1) scanned once, the field lines with scan::fields (limits checked per line with lengths),
-// the message semantics only for the few field names that matter. Returns false, leaving the rest to
-// run(), as soon as anything is unusual: an incomplete head, an error of any kind, another target form,
-// leading empty lines, a field line scan::fields does not take, a limit that might be exceeded. When it
-// returns true, req, st and the result are exactly what run() would give.
 }  // namespace
+
+// The whole head in one pass, for a call with a fresh HeadState (the scalar and NEON paths; SSE4.2 and AVX2
+// have head_fast.inc): the request line (origin-form target, HTTP/1.0 or 1.1) scanned once, the field lines
+// with scan::fields (limits checked per line with lengths), the message semantics only for the few field
+// names that matter. Returns 0, leaving the rest to run(), as soon as anything is unusual: an incomplete
+// head, an error of any kind, another target form, leading empty lines, a field line scan::fields does not
+// take, a limit that might be exceeded. Otherwise the head's length, with req and st exactly as run()
+// would leave them.
 
 std::size_t detail::fast_head(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st) {
     if (len < 18) return 0;  // "GET / HTTP/1.1\r\n\r\n" is the shortest complete head
