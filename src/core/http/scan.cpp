@@ -84,7 +84,8 @@ constexpr std::array<std::uint8_t, 16> kRegLo = [] {
 // The line classifier of head_fast.inc: one pshufb pair gives m = kLineLo[b & 15] & kLineHi[b >> 4], whose
 // bits 0-4 are set only for tchar bytes (one bit per high nibble 2, 3, 4, 5 and 7; high nibble 6 is all
 // tchar, and every low nibble has a tchar in one of the others) and bit 7 only for DEL: b is a tchar iff
-// (int8_t)m > 0, and b is DEL iff m & 0x80.
+// (int8_t)m > 0, i.e. iff the sign bit of m - 1 with signed saturation is clear (m is 0 or 0x80 = -128
+// otherwise), and b is DEL iff m & 0x80.
 constexpr std::array<std::uint8_t, 16> kLineHi = {0, 0, 1, 2, 4, 8, 0x1f, 16 | 0x80, 0, 0, 0, 0, 0, 0, 0, 0};
 constexpr std::array<std::uint8_t, 16> kLineLo = [] {
     std::array<std::uint8_t, 16> t{};
@@ -254,7 +255,7 @@ struct HeadBlock {
     LUATH_SCAN_INLINE void line16(__m128i x, std::uint32_t& tok, std::uint32_t& ctl) const {
         const __m128i m = _mm_and_si128(_mm_shuffle_epi8(LUATH_K(line_lo), _mm_and_si128(x, LUATH_K(nib))),
                                         _mm_shuffle_epi8(LUATH_K(line_hi), _mm_and_si128(_mm_srli_epi16(x, 4), LUATH_K(nib))));
-        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpgt_epi8(LUATH_K(one), m)));
+        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_subs_epi8(m, LUATH_K(one))));
         ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x), m)));
     }
     LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
@@ -428,7 +429,7 @@ struct HeadBlock {
         const __m256i m = _mm256_and_si256(_mm256_shuffle_epi8(LUATH_K(line_lo), _mm256_and_si256(x, LUATH_K(nib))),
                                            _mm256_shuffle_epi8(LUATH_K(line_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), LUATH_K(nib))));
         const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x);
-        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(LUATH_K(one), m))),
+        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_subs_epi8(m, LUATH_K(one)))),
                 static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(ctl, m)))};
     }
     LUATH_SCAN_INLINE Masks2 line_full(const char* q) const { return line(q); }
