@@ -11,8 +11,9 @@
 //     ending the head has arrived.
 // A head seen from its start (fresh HeadState) first goes through a one-pass version of the same rules for
 // the common case (scan::Fns::head: head_fast.inc on SSE4.2 / AVX2, fast_head below on the other paths),
-// which gives up (leaving the decision to the line-by-line path, parse_lines) on anything unusual. Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
-// a call that did not see the request line, the head is parsed once more from the start: O(total) overall.
+// which gives up (leaving the decision to the line-by-line path, parse_lines) on anything unusual. Views put
+// into Request by earlier calls may dangle (the buffer may move), so when the head completes in a call that
+// did not see the request line, the head is parsed once more from the start: O(total) overall.
 #include <array>
 #include <cstring>
 #include <limits>
@@ -611,7 +612,8 @@ inline bool is_fresh(const HeadState& st) {
 
 bool g_fast_head = true;
 
-__attribute__((noinline)) ParseResult detail::parse_lines(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st) {
+__attribute__((noinline)) ParseResult detail::parse_lines(const char* buf, std::size_t len, Request& req,
+                                                         const Limits& limits, HeadState& st) {
     bool needs_reparse = false;
     ParseResult r = run(buf, len, req, limits, st, needs_reparse);
     if (!needs_reparse) return r;
@@ -626,7 +628,8 @@ __attribute__((noinline)) ParseResult detail::parse_lines(const char* buf, std::
 
 ParseResult detail::fast_head_or_lines(const char* buf, std::size_t len, Request& req, const Limits& limits,
                                        HeadState& st) {
-    if (const std::size_t n = fast_head(buf, len, req, limits, st)) return ParseResult{Status::Complete, Error::None, n};
+    if (const std::size_t n = fast_head(buf, len, req, limits, st))
+        return ParseResult{Status::Complete, Error::None, n};
     return parse_lines(buf, len, req, limits, st);
 }
 

@@ -90,7 +90,8 @@ constexpr std::array<std::uint8_t, 16> kLineHi = {0, 0, 1, 2, 4, 8, 0x1f, 16 | 0
 constexpr std::array<std::uint8_t, 16> kLineLo = [] {
     std::array<std::uint8_t, 16> t{};
     for (int c = 0x20; c < 0x80; ++c)
-        if (is_tchar(c) && (c >> 4) != 6) t[static_cast<std::size_t>(c & 15)] |= kLineHi[static_cast<std::size_t>(c >> 4)] & 0x1f;
+        if (is_tchar(c) && (c >> 4) != 6)
+            t[static_cast<std::size_t>(c & 15)] |= kLineHi[static_cast<std::size_t>(c >> 4)] & 0x1f;
     t[15] |= 0x80;
     return t;
 }();
@@ -252,22 +253,29 @@ struct Block {
 // head_fast.inc's classifier: 32-byte blocks, each from two 16-byte halves.
 #define LUATH_K(name) _mm_load_si128(reinterpret_cast<const __m128i*>(g_head_consts.name.b))
 struct HeadBlock {
+    static LUATH_SCAN_INLINE __m128i load(const char* q) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    }
+    static LUATH_SCAN_INLINE std::uint32_t bits(__m128i m) { return static_cast<std::uint32_t>(_mm_movemask_epi8(m)); }
+    // x <= 0x1f
+    static LUATH_SCAN_INLINE __m128i le1f(__m128i x) { return _mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x); }
     LUATH_SCAN_INLINE void line16(__m128i x, std::uint32_t& tok, std::uint32_t& ctl) const {
-        const __m128i m = _mm_and_si128(_mm_shuffle_epi8(LUATH_K(line_lo), _mm_and_si128(x, LUATH_K(nib))),
-                                        _mm_shuffle_epi8(LUATH_K(line_hi), _mm_and_si128(_mm_srli_epi16(x, 4), LUATH_K(nib))));
-        tok = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_subs_epi8(m, LUATH_K(one))));
-        ctl = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x), m)));
+        const __m128i nib = LUATH_K(nib);
+        const __m128i lo = _mm_shuffle_epi8(LUATH_K(line_lo), _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(LUATH_K(line_hi), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        const __m128i m = _mm_and_si128(lo, hi);
+        tok = bits(_mm_subs_epi8(m, LUATH_K(one)));
+        ctl = bits(_mm_or_si128(le1f(x), m));
     }
     LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
-        return static_cast<std::uint32_t>(
-            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x), _mm_cmpeq_epi8(x, LUATH_K(del)))));
+        return bits(_mm_or_si128(le1f(x), _mm_cmpeq_epi8(x, LUATH_K(del))));
     }
     // {not a tchar, a CTL (HTAB included) or DEL}; the tchar classification of the second half only when
     // the first half is all tchar (the head parser looks at the first non-tchar only).
     LUATH_SCAN_INLINE Masks2 line(const char* q) const {
         std::uint32_t t0, c0;
-        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), t0, c0);
-        const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
+        line16(load(q), t0, c0);
+        const __m128i x1 = load(q + 16);
         if (t0) [[likely]]
             return {t0, c0 | ctl16(x1) << 16};
         std::uint32_t t1, c1;
@@ -277,22 +285,18 @@ struct HeadBlock {
     // The same with every bit of both masks (for blocks shifted afterwards).
     LUATH_SCAN_INLINE Masks2 line_full(const char* q) const {
         std::uint32_t t0, c0, t1, c1;
-        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), t0, c0);
-        line16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), t1, c1);
+        line16(load(q), t0, c0);
+        line16(load(q + 16), t1, c1);
         return {t0 | t1 << 16, c0 | c1 << 16};
     }
     // a CTL (HTAB included) or DEL
-    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
-        return ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))) |
-               ctl16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))) << 16;
-    }
+    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const { return ctl16(load(q)) | ctl16(load(q + 16)) << 16; }
     // {not a request-target byte, '?'} of 16 bytes
     LUATH_SCAN_INLINE Masks2 target16(const char* q) const {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i x = load(q);
         const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c20)), x);
-        return {static_cast<std::uint32_t>(_mm_movemask_epi8(
-                    _mm_or_si128(le20, _mm_or_si128(_mm_cmpeq_epi8(x, LUATH_K(del)), _mm_cmpeq_epi8(x, LUATH_K(hash)))))),
-                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, LUATH_K(qmark))))};
+        const __m128i del_hash = _mm_or_si128(_mm_cmpeq_epi8(x, LUATH_K(del)), _mm_cmpeq_epi8(x, LUATH_K(hash)));
+        return {bits(_mm_or_si128(le20, del_hash)), bits(_mm_cmpeq_epi8(x, LUATH_K(qmark)))};
     }
     // {not a request-target byte, '?'}; the second half only when the first has no byte that is not a
     // target byte (the head parser looks at the '?' before the first such byte only).
@@ -309,12 +313,13 @@ struct HeadBlock {
     }
     // {not a reg-name byte ('%' included), not a digit} of 16 bytes
     LUATH_SCAN_INLINE Masks2 regname16(const char* q) const {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-        const __m128i lo = _mm_shuffle_epi8(LUATH_K(reg_lo), _mm_and_si128(x, LUATH_K(nib)));
-        const __m128i hi = _mm_shuffle_epi8(LUATH_K(tok_hi), _mm_and_si128(_mm_srli_epi16(x, 4), LUATH_K(nib)));
+        const __m128i x = load(q);
+        const __m128i nib = LUATH_K(nib);
+        const __m128i lo = _mm_shuffle_epi8(LUATH_K(reg_lo), _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(LUATH_K(tok_hi), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
         const __m128i d = _mm_sub_epi8(x, LUATH_K(digit0));
-        return {static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128()))),
-                static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, LUATH_K(nine)), d))) ^ 0xffffu};
+        const __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d, LUATH_K(nine)), d);
+        return {bits(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128())), bits(digit) ^ 0xffffu};
     }
     // {not a reg-name byte ('%' included), not a digit}, for the first n (< 32) bytes at least
     LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t n) const {
@@ -423,41 +428,49 @@ struct Block {
 // head_fast.inc's classifier: 32-byte blocks.
 #define LUATH_K(name) _mm256_load_si256(reinterpret_cast<const __m256i*>(g_head_consts.name.b))
 struct HeadBlock {
+    static LUATH_SCAN_INLINE __m256i load(const char* q) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    }
+    static LUATH_SCAN_INLINE std::uint32_t bits(__m256i m) {
+        return static_cast<std::uint32_t>(_mm256_movemask_epi8(m));
+    }
+    // x <= 0x1f
+    static LUATH_SCAN_INLINE __m256i le1f(__m256i x) {
+        return _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x);
+    }
     // {not a tchar, a CTL (HTAB included) or DEL}
     LUATH_SCAN_INLINE Masks2 line(const char* q) const {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const __m256i m = _mm256_and_si256(_mm256_shuffle_epi8(LUATH_K(line_lo), _mm256_and_si256(x, LUATH_K(nib))),
-                                           _mm256_shuffle_epi8(LUATH_K(line_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), LUATH_K(nib))));
-        const __m256i ctl = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x);
-        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_subs_epi8(m, LUATH_K(one)))),
-                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_or_si256(ctl, m)))};
+        const __m256i x = load(q);
+        const __m256i nib = LUATH_K(nib);
+        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(line_lo), _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(line_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+        const __m256i m = _mm256_and_si256(lo, hi);
+        return {bits(_mm256_subs_epi8(m, LUATH_K(one))), bits(_mm256_or_si256(le1f(x), m))};
     }
     LUATH_SCAN_INLINE Masks2 line_full(const char* q) const { return line(q); }
     // a CTL (HTAB included) or DEL
     LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        return static_cast<std::uint32_t>(_mm256_movemask_epi8(
-            _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x), _mm256_cmpeq_epi8(x, LUATH_K(del)))));
+        const __m256i x = load(q);
+        return bits(_mm256_or_si256(le1f(x), _mm256_cmpeq_epi8(x, LUATH_K(del))));
     }
     // {not a request-target byte, '?'}
     LUATH_SCAN_INLINE Masks2 target(const char* q) const {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i x = load(q);
         const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c20)), x);
-        const __m256i bad = _mm256_or_si256(le20, _mm256_or_si256(_mm256_cmpeq_epi8(x, LUATH_K(del)), _mm256_cmpeq_epi8(x, LUATH_K(hash))));
-        return {static_cast<std::uint32_t>(_mm256_movemask_epi8(bad)),
-                static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, LUATH_K(qmark))))};
+        const __m256i del_hash =
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, LUATH_K(del)), _mm256_cmpeq_epi8(x, LUATH_K(hash)));
+        return {bits(_mm256_or_si256(le20, del_hash)), bits(_mm256_cmpeq_epi8(x, LUATH_K(qmark)))};
     }
     LUATH_SCAN_INLINE Masks2 target_full(const char* q) const { return target(q); }
     // {not a reg-name byte ('%' included), not a digit}
     LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t) const {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(reg_lo), _mm256_and_si256(x, LUATH_K(nib)));
-        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(tok_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), LUATH_K(nib)));
+        const __m256i x = load(q);
+        const __m256i nib = LUATH_K(nib);
+        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(reg_lo), _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(tok_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
         const __m256i d = _mm256_sub_epi8(x, LUATH_K(digit0));
         const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, LUATH_K(nine)), d);
-        return {static_cast<std::uint32_t>(
-                    _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256()))),
-                ~static_cast<std::uint32_t>(_mm256_movemask_epi8(digit))};
+        return {bits(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256())), ~bits(digit)};
     }
 };
 #include "http/head_fast.inc"
