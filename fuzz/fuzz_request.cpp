@@ -1,11 +1,13 @@
 // libFuzzer target: parse_request_head on the input whole, and split in pieces at positions derived from
 // the input (each piece in a fresh exact-size heap buffer, so the buffer "moves" between calls and ASan
 // catches stale views and reads past len). All ways must give the same result, with small and default
-// limits. Also checks the invariants of a Complete result.
+// limits, and so must the one-pass path of every instruction set against the line-by-line path alone.
+// Also checks the invariants of a Complete result.
 #include <cstdint>
 #include <cstring>
 
 #include "fuzz_common.hpp"
+#include "http/scan.hpp"
 
 using namespace luath;
 using luath::fuzz::Snap;
@@ -52,9 +54,27 @@ Snap parse_cuts(const std::uint8_t* data, std::size_t size, const std::vector<st
     return Snap{};
 }
 
+// The one-pass path of every instruction set available (scalar, SSE4.2, AVX2 / NEON) against the
+// line-by-line path alone, on the whole input.
+void check_paths(const std::uint8_t* data, std::size_t size, const http::Limits& lim, const Snap& whole,
+                 http::Request& req) {
+    const http::ScanImpl saved = http::scan_impl();
+    http::g_fast_head = false;
+    const Snap lines = parse_cuts(data, size, {}, lim, req);
+    http::g_fast_head = true;
+    for (http::ScanImpl impl : {http::ScanImpl::Scalar, http::ScanImpl::SSE42, http::ScanImpl::AVX2, http::ScanImpl::NEON}) {
+        if (!http::set_scan_impl(impl)) continue;
+        const Snap fast = parse_cuts(data, size, {}, lim, req);
+        if (!(fast == lines)) luath::fuzz::die(http::scan_impl_name(impl), lines, fast);
+    }
+    http::set_scan_impl(saved);
+    if (!(whole == lines)) luath::fuzz::die("default", lines, whole);
+}
+
 void check(const std::uint8_t* data, std::size_t size, const http::Limits& lim, std::uint64_t seed) {
     auto req = std::make_unique<http::Request>();
     const Snap whole = parse_cuts(data, size, {}, lim, *req);
+    check_paths(data, size, lim, whole, *req);
 
     // One split at a position derived from the input.
     if (size > 1) {

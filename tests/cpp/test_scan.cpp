@@ -148,6 +148,14 @@ const std::vector<std::string>& request_vectors() {
             "GET / HTTP/1.1\r\nHost: a\r\nX: v\rw\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nX: v\r\n folded\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            // Aimed at the one-pass heads (head_fast.inc): buffers shorter than a block, the last lines of the
+            // buffer, the names and values it recognises, Host values, OWS and HTAB.
+            "GET / HTTP/1.1\r\nHost:a\r\n\r\n",
+            "GET /p?q HTTP/1.1\r\nHost: localhost:8080\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\n",
+            "POST / HTTP/1.0\r\nHost: a:1\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n"
+            "TE: trailers\r\nUpgrade: h2c\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: " + std::string(30, 'h') + ":80\r\nHost: [::1]\r\nX:\t a \t\r\n\r\n",
+            "GET /" + std::string(30, 'a') + "?" + std::string(30, 'b') + "?c HTTP/1.1\r\nhOST: a%2Fb:\r\n\r\n",
         };
         std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
         for (int i = 0; i < 40; ++i) many += "X-Header-" + std::to_string(i) + ": value-" + std::to_string(i * 7919) + "\r\n";
@@ -213,6 +221,69 @@ TEST(Scan, WholeParserMatchesScalarOnVectorsAndMutations) {
             g_fast_head = true;
             ASSERT_EQ(once, ref_once[i]) << scan_impl_name(impl) << " line-by-line, input " << i;
             ASSERT_EQ(sm, ref_small[i]) << scan_impl_name(impl) << " line-by-line, input " << i;
+        }
+    }
+}
+
+// The one-pass path must actually take the usual requests (a path that gives up on them is correct but
+// slow, and no other test would notice), with the same result as the line-by-line path.
+TEST(Scan, OnePassHeadTakesUsualRequests) {
+    ImplGuard g;
+    struct FastGuard {
+        ~FastGuard() { g_fast_head = true; }
+    } fg;
+    const std::string ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0";
+    std::vector<std::string> heads = {
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",
+        "GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "GET /plaintext HTTP/1.1\r\nHost: localhost:8080\r\nAccept: text/plain,text/html;q=0.9,application/"
+        "xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\nConnection: keep-alive\r\n\r\n",
+        "GET /p?q=1&r=" + std::string(70, 'x') + " HTTP/1.1\r\nHost: www.example-shop.com\r\nUser-Agent: " + ua +
+            "\r\nCookie: " + std::string(200, 'c') + "\r\n\r\n",
+        "GET /" + std::string(100, 'p') + "?" + std::string(50, 'q') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /" + std::string(31, 'p') + "?" + " HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /?" + std::string(40, 'q') + "?x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /api HTTP/1.1\r\nHost: api.example.com:443\r\nContent-Length: 1834\r\nContent-Type: "
+        "application/json\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        "POST /api HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "PUT /a HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+        "DELETE /a HTTP/1.1\r\nhost: A.B.C\r\n\r\n",
+        "OPTIONS /a HTTP/1.1\r\nHOST: 1.2.3.4:80\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: " + std::string(40, 'h') + ".example.com:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a%41b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-" + std::string(60, 'n') + ": v\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX:\r\nY: \r\nZ:\t\r\nW: \t v \t \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\t\tc\r\nY:\t" + std::string(40, 'y') + "\t" + std::string(40, 'y') + "\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: \x80\xff\xc3\xa9 obs-text\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: " + std::string(8000, 'v') + "\r\n\r\n",
+    };
+    std::string many = "GET / HTTP/1.1\r\nHost: a\r\n";
+    for (int i = 0; i < 98; ++i) many += "X-Header-" + std::to_string(i) + ": value-" + std::to_string(i * 7919) + "\r\n";
+    heads.push_back(many + "\r\n");
+    const std::size_t nheads = heads.size();
+    for (std::size_t i = 0; i < nheads; ++i) heads.push_back(heads[i] + "body bytes after the head");
+
+    auto req = std::make_unique<Request>();
+    for (ScanImpl impl : available()) {
+        set_scan_impl(impl);
+        for (std::size_t i = 0; i < heads.size(); ++i) {
+            const std::string& s = heads[i];
+            const std::size_t head_len = i < nheads ? s.size() : heads[i - nheads].size();
+            std::unique_ptr<char[]> buf(new char[s.size()]);
+            std::memcpy(buf.get(), s.data(), s.size());
+            HeadState st;
+            EXPECT_EQ(scan::g_fns.head_len(buf.get(), s.size(), *req, Limits{}, st), head_len)
+                << scan_impl_name(impl) << " head " << i;
+            const Snap fast = parse_once(s);
+            g_fast_head = false;
+            const Snap lines = parse_once(s);
+            g_fast_head = true;
+            EXPECT_EQ(fast, lines) << scan_impl_name(impl) << " head " << i;
+            EXPECT_EQ(fast.status, Status::Complete) << scan_impl_name(impl) << " head " << i;
         }
     }
 }

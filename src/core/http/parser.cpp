@@ -9,18 +9,21 @@
 //     line never reports something different from what the complete line would;
 //   * message-level rules (Host, Content-Length, Transfer-Encoding, ...) are applied once the empty line
 //     ending the head has arrived.
-// A head seen from its start (fresh HeadState) first goes through fast_head, a one-pass version of the same
-// rules for the common case, which gives up (leaving the decision to the line-by-line path) on anything
-// unusual. Views put into Request by earlier calls may dangle (the buffer may move), so when the head completes in
-// a call that did not see the request line, the head is parsed once more from the start: O(total) overall.
+// A head seen from its start (fresh HeadState) first goes through a one-pass version of the same rules for
+// the common case (scan::Fns::head: head_fast.inc on SSE4.2 / AVX2, fast_head below on the other paths),
+// which gives up (leaving the decision to the line-by-line path, parse_lines) on anything unusual. Views put
+// into Request by earlier calls may dangle (the buffer may move), so when the head completes in a call that
+// did not see the request line, the head is parsed once more from the start: O(total) overall.
 #include <array>
 #include <cstring>
 #include <limits>
 
+#include "http/head_internal.hpp"
 #include "http/parser.hpp"
 #include "http/scan.hpp"
 
 namespace luath::http {
+using namespace detail;
 namespace {
 
 enum : std::uint8_t { kTchar = 1, kValue = 2, kTarget = 4, kRegName = 8, kHex = 16 };
@@ -95,7 +98,9 @@ inline std::string_view element_name(std::string_view el) {
 constexpr std::uint32_t kMaxLeadingEmptyLines = 8;
 constexpr std::string_view kSlash = "/";
 
-Method method_id(const char* m, std::size_t n) {
+}  // namespace
+
+Method detail::method_id(const char* m, std::size_t n) {
     switch (n) {
         case 3:
             if (std::memcmp(m, "GET", 3) == 0) return Method::Get;
@@ -124,7 +129,7 @@ Method method_id(const char* m, std::size_t n) {
 
 // authority = host [ ":" port ] (RFC 3986 3.2), without userinfo (RFC 9110 4.2.4: treat it as an error).
 // host is a non-empty reg-name / IPv4address, or an IP-literal in brackets (checked loosely).
-bool valid_authority(std::string_view a, bool require_port) {
+bool detail::valid_authority(std::string_view a, bool require_port) {
     std::size_t i = 0;
     const std::size_t n = a.size();
     if (n == 0) return false;
@@ -159,6 +164,8 @@ bool valid_authority(std::string_view a, bool require_port) {
         if (static_cast<unsigned char>(a[i] - '0') > 9) return false;
     return true;
 }
+
+namespace {
 
 // Request line without its CRLF: [p, end).
 Error parse_request_line(const char* p, const char* end, Request& req) {
@@ -281,90 +288,9 @@ bad:
     return *p == '\r' ? Error::BareLF : Error::BadHeaderValue;
 }
 
-// Message-level state gathered from the field lines.
-struct Semantics {
-    std::uint32_t host_count = 0;
-    std::string_view host;
-    std::uint32_t cl_count = 0;
-    bool cl_bad = false;
-    bool cl_conflict = false;
-    std::uint64_t cl = 0;
-    std::uint32_t te_lines = 0;
-    bool te_empty_line = false;  // a Transfer-Encoding field line without any coding
-    std::uint32_t te_elements = 0;
-    std::uint32_t te_chunked = 0;
-    bool te_last_chunked = false;
-    bool te_other = false;
-    bool conn_close = false;
-    bool conn_keep_alive = false;
-    bool conn_upgrade = false;
-    bool upgrade_header = false;
-    bool expect_continue = false;
-    bool te_trailers = false;
-};
+}  // namespace
 
-// Content-Length = 1*DIGIT, at most 2^63 - 1.
-inline bool parse_content_length(std::string_view v, std::uint64_t& out) {
-    if (v.empty()) return false;
-    constexpr std::uint64_t kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    std::uint64_t x = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9') return false;
-        const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
-        if (x > (kMax - d) / 10) return false;
-        x = x * 10 + d;
-    }
-    out = x;
-    return true;
-}
-
-// Whether p[0..N-1) (a field name or value: tchar / field-value bytes only, no CTL but HTAB) equals the
-// literal `lit` of lowercase letters, digits and '-', case-insensitively; the caller has checked the
-// length. Word loads OR 0x20 are exact for such bytes: only an uppercase letter becomes a lowercase one,
-// and a digit or '-' could only come from a CTL (0x10-0x19, 0x0d), which these bytes never are.
-template <std::size_t N>
-inline bool lc_is(const char* p, const char (&lit)[N]) {
-    constexpr std::size_t L = N - 1;
-    static_assert(L >= 2);
-    auto word = [](const char* q, auto w) {
-        std::memcpy(&w, q, sizeof w);
-        return w;
-    };
-    auto eq = [&](std::size_t off, auto w) {
-        using W = decltype(w);
-        constexpr W k20 = static_cast<W>(0x2020202020202020ull);
-        return static_cast<W>(word(p + off, W{}) | k20) == word(lit + off, W{});
-    };
-    if constexpr (L >= 8) {
-        for (std::size_t i = 0; i + 8 <= L; i += 8)
-            if (!eq(i, std::uint64_t{})) return false;
-        return L % 8 == 0 || eq(L - 8, std::uint64_t{});
-    } else if constexpr (L >= 4) {
-        return eq(0, std::uint32_t{}) && eq(L - 4, std::uint32_t{});
-    } else {
-        return eq(0, std::uint16_t{}) && eq(L - 2, std::uint16_t{});
-    }
-}
-
-// The field names note_field looks at (te, host, expect, upgrade, connection, content-length,
-// transfer-encoding): the other names are skipped with one look-up by (length, first letter).
-constexpr std::array<char, 32> kNotedFirst = [] {
-    std::array<char, 32> t{};
-    t[2] = 't';
-    t[4] = 'h';
-    t[6] = 'e';
-    t[7] = 'u';
-    t[10] = 'c';
-    t[14] = 'c';
-    t[17] = 't';
-    return t;
-}();
-// `name` is a (non-empty) token.
-inline bool maybe_noted(std::string_view name) {
-    return name.size() < kNotedFirst.size() && kNotedFirst[name.size()] == (name[0] | 0x20);
-}
-
-inline void note_field(Semantics& s, std::string_view name, std::string_view value) {
+void detail::note_field(Semantics& s, std::string_view name, std::string_view value) {
     const char* n = name.data();
     switch (name.size()) {
         case 2:
@@ -406,11 +332,7 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
             break;
         case 14:
             if (lc_is(n, "content-length")) {
-                std::uint64_t x = 0;
-                if (!parse_content_length(value, x)) s.cl_bad = true;
-                else if (s.cl_count != 0 && x != s.cl) s.cl_conflict = true;
-                else s.cl = x;
-                ++s.cl_count;
+                note_content_length(s, value);
             }
             break;
         case 17:
@@ -435,35 +357,14 @@ inline void note_field(Semantics& s, std::string_view name, std::string_view val
     }
 }
 
+namespace {
+
 Error finish(Request& req, const Semantics& s, const Limits& limits) {
     if (s.host_count > 1) return Error::DuplicateHost;
     if (s.host_count == 0 && req.version_minor == 1) return Error::MissingHost;
     // RFC 9112 3.2: 400 for a Host with an invalid value. Host = uri-host [ ":" port ]; empty is allowed.
     if (!s.host.empty() && !valid_authority(s.host, false)) return Error::BadHeaderValue;
-    req.host = s.host;
-    if (s.te_lines) {
-        if (req.version_minor == 0) return Error::TransferEncodingOnHttp10;
-        if (s.cl_count) return Error::ContentLengthWithTransferEncoding;
-        if (s.te_elements == 0 || s.te_empty_line || s.te_chunked != 1 || !s.te_last_chunked)
-            return Error::TransferEncodingNotChunked;
-        if (s.te_other) return Error::UnknownTransferCoding;
-        req.framing = Framing::Chunked;
-    } else if (s.cl_count) {
-        if (s.cl_bad) return Error::BadContentLength;
-        if (s.cl_conflict) return Error::ConflictingContentLength;
-        if (limits.max_body_size && s.cl > limits.max_body_size) return Error::BodyTooLarge;
-        req.framing = Framing::ContentLength;
-        req.content_length = s.cl;
-    }
-    if (s.conn_close) req.keep_alive = false;
-    else if (req.version_minor == 0) req.keep_alive = s.conn_keep_alive;
-    else req.keep_alive = true;
-    if (req.version_minor == 1) {
-        req.expect_continue = s.expect_continue;
-        req.upgrade = s.conn_upgrade && s.upgrade_header;
-    }
-    req.te_trailers = s.te_trailers;
-    return Error::None;
+    return finish_rest(req, s, limits);
 }
 
 // Limit checks for the line [ls, e) (e = LF offset when complete, else len). Each limit has the prefix
@@ -608,15 +509,18 @@ ParseResult run(const char* buf, std::size_t len, Request& req, const Limits& li
     }
 }
 
-// The whole head in one pass, for a call with a fresh HeadState: the request line (origin-form target,
-// HTTP/1.0 or 1.1) scanned once, the field lines with scan::fields (limits checked per line with lengths),
-// the message semantics only for the few field names that matter. Returns false, leaving the rest to
-// run(), as soon as anything is unusual: an incomplete head, an error of any kind, another target form,
-// leading empty lines, a field line scan::fields does not take, a limit that might be exceeded. When it
-// returns true, req, st and the result are exactly what run() would give.
-bool fast_head(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st,
-               ParseResult& out) {
-    if (len < 18) return false;  // "GET / HTTP/1.1\r\n\r\n" is the shortest complete head
+}  // namespace
+
+// The whole head in one pass, for a call with a fresh HeadState (the scalar and NEON paths; SSE4.2 and AVX2
+// have head_fast.inc): the request line (origin-form target, HTTP/1.0 or 1.1) scanned once, the field lines
+// with scan::fields (limits checked per line with lengths), the message semantics only for the few field
+// names that matter. Returns 0, leaving the rest to run(), as soon as anything is unusual: an incomplete
+// head, an error of any kind, another target form, leading empty lines, a field line scan::fields does not
+// take, a limit that might be exceeded. Otherwise the head's length, with req and st exactly as run()
+// would leave them.
+
+std::size_t detail::fast_head(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st) {
+    if (len < 18) return 0;  // "GET / HTTP/1.1\r\n\r\n" is the shortest complete head
     const char* const end = buf + len;
 
     // Method.
@@ -638,17 +542,17 @@ bool fast_head(const char* buf, std::size_t len, Request& req, const Limits& lim
     } else {
         const char* p = buf;
         while (p < end && (cls(*p) & kTchar)) ++p;
-        if (p == buf || p == end || *p != ' ') return false;
+        if (p == buf || p == end || *p != ' ') return 0;
         mlen = static_cast<std::size_t>(p - buf);
         mid = method_id(buf, mlen);
-        if (mid == Method::Connect) return false;
+        if (mid == Method::Connect) return 0;
     }
 
     // Target (origin-form only) and version.
     const char* t = buf + mlen + 1;
-    if (t == end || *t != '/') return false;
+    if (t == end || *t != '/') return 0;
     const char* sp = scan::target(t, end);
-    if (end - sp < 11 || *sp != ' ') return false;  // " HTTP/1.x\r\n"
+    if (end - sp < 11 || *sp != ' ') return 0;  // " HTTP/1.x\r\n"
     std::uint64_t ver;
     std::memcpy(&ver, sp + 1, 8);
     std::uint64_t v11, v10;
@@ -657,17 +561,17 @@ bool fast_head(const char* buf, std::size_t len, Request& req, const Limits& lim
     std::uint8_t minor;
     if (ver == v11) minor = 1;
     else if (ver == v10) minor = 0;
-    else return false;
-    if (sp[9] != '\r' || sp[10] != '\n') return false;
-    if (static_cast<std::size_t>(sp + 9 - buf) > limits.max_request_line) return false;
+    else return 0;
+    if (sp[9] != '\r' || sp[10] != '\n') return 0;
+    if (static_cast<std::size_t>(sp + 9 - buf) > limits.max_request_line) return 0;
 
     // Field lines, up to the empty line.
     const std::size_t max_headers = limits.max_headers < kMaxHeadersCap ? limits.max_headers : kMaxHeadersCap;
     const char* next = nullptr;
     const std::size_t n = scan::fields(buf, sp + 11, end, req.headers, max_headers, limits.max_field_size, &next);
-    if (end - next < 2 || next[0] != '\r' || next[1] != '\n') return false;
+    if (end - next < 2 || next[0] != '\r' || next[1] != '\n') return 0;
     const std::size_t head_end = static_cast<std::size_t>(next + 2 - buf);
-    if (head_end > limits.max_head_size) return false;
+    if (head_end > limits.max_head_size) return 0;
 
     reset_request(req);
     req.method = std::string_view(buf, mlen);
@@ -690,14 +594,15 @@ bool fast_head(const char* buf, std::size_t len, Request& req, const Limits& lim
         const Header& h = req.headers[i];
         if (maybe_noted(h.name)) note_field(sem, h.name, h.value);
     }
-    if (finish(req, sem, limits) != Error::None) return false;
+    if (finish(req, sem, limits) != Error::None) return 0;
     st.line_start = static_cast<std::size_t>(next - buf);
     st.scanned = head_end;
     st.lines = static_cast<std::uint32_t>(n + 1);
     st.reserved = 0;
-    out = ParseResult{Status::Complete, Error::None, head_end};
-    return true;
+    return head_end;
 }
+
+namespace {
 
 inline bool is_fresh(const HeadState& st) {
     return st.scanned == 0 && st.lines == 0 && st.reserved == 0 && st.line_start == 0;
@@ -707,22 +612,35 @@ inline bool is_fresh(const HeadState& st) {
 
 bool g_fast_head = true;
 
-ParseResult parse_request_head(const char* buf, std::size_t len, Request& req, const Limits& limits,
-                               HeadState& st) {
-    ParseResult r;
-    // A fresh state sees the head from its start: try the one-pass path first. It gives up on anything
-    // unusual (then run() below decides, from the same fresh state), and is tried at most once per head
-    // with a non-empty buffer (run() leaves st non-fresh), so the total stays O(n).
-    if (g_fast_head && is_fresh(st) && fast_head(buf, len, req, limits, st, r)) return r;
+__attribute__((noinline)) ParseResult detail::parse_lines(const char* buf, std::size_t len, Request& req,
+                                                         const Limits& limits, HeadState& st) {
     bool needs_reparse = false;
-    r = run(buf, len, req, limits, st, needs_reparse);
+    ParseResult r = run(buf, len, req, limits, st, needs_reparse);
     if (!needs_reparse) return r;
     // The head completed, but earlier calls saw part of it: their views may dangle and the message-level
-    // state was not kept. Parse the (now known valid line by line) head again in one pass.
+    // state was not kept. Parse the (now known valid line by line) head again in one pass (a fresh run
+    // never asks for a reparse).
     HeadState fresh{};
-    if (g_fast_head && fast_head(buf, len, req, limits, fresh, r)) return r;
+    if (g_fast_head) return scan::g_fns.head(buf, len, req, limits, fresh);
     return run(buf, len, req, limits, fresh, needs_reparse);
     // (st is left as is: after Complete the caller resets it for the next request.)
+}
+
+ParseResult detail::fast_head_or_lines(const char* buf, std::size_t len, Request& req, const Limits& limits,
+                                       HeadState& st) {
+    if (const std::size_t n = fast_head(buf, len, req, limits, st))
+        return ParseResult{Status::Complete, Error::None, n};
+    return parse_lines(buf, len, req, limits, st);
+}
+
+ParseResult parse_request_head(const char* buf, std::size_t len, Request& req, const Limits& limits,
+                               HeadState& st) {
+    // A fresh state sees the head from its start: try the one-pass path first. It gives up on anything
+    // unusual (then the line-by-line path decides, from the same fresh state), and is tried at most once
+    // per head with a non-empty buffer (the line-by-line path leaves st non-fresh), so the total stays O(n).
+    if (g_fast_head && is_fresh(st)) [[likely]]
+        return scan::g_fns.head(buf, len, req, limits, st);
+    return parse_lines(buf, len, req, limits, st);
 }
 
 }  // namespace luath::http

@@ -5,8 +5,11 @@
 // Vector loops only load whole 16/32-byte blocks inside [p, end); the rest is scanned byte by byte.
 #include "http/scan.hpp"
 
+#include "http/head_internal.hpp"
+
 #include <array>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -67,6 +70,74 @@ constexpr std::array<std::uint8_t, 16> kTokLo = [] {
     return t;
 }();
 constexpr std::array<std::uint8_t, 16> kTokHi = {1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0};
+// The same for reg-name bytes (RFC 3986 3.2.2: unreserved / sub-delims; kTokHi is the high-nibble table).
+constexpr bool is_regname(int c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || in("-._~!$&'()*+,;=", c);
+}
+constexpr std::array<std::uint8_t, 16> kRegLo = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int c = 0; c < 128; ++c)
+        if (is_regname(c)) t[static_cast<std::size_t>(c & 15)] |= static_cast<std::uint8_t>(1u << (c >> 4));
+    return t;
+}();
+
+// The line classifier of head_fast.inc: one pshufb pair gives m = kLineLo[b & 15] & kLineHi[b >> 4], whose
+// bits 0-4 are set only for tchar bytes (one bit per high nibble 2, 3, 4, 5 and 7; high nibble 6 is all
+// tchar, and every low nibble has a tchar in one of the others) and bit 7 only for DEL: b is a tchar iff
+// (int8_t)m > 0, i.e. iff the sign bit of m - 1 with signed saturation is clear (m is 0 or 0x80 = -128
+// otherwise), and b is DEL iff m & 0x80.
+constexpr std::array<std::uint8_t, 16> kLineHi = {0, 0, 1, 2, 4, 8, 0x1f, 16 | 0x80, 0, 0, 0, 0, 0, 0, 0, 0};
+constexpr std::array<std::uint8_t, 16> kLineLo = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int c = 0x20; c < 0x80; ++c)
+        if (is_tchar(c) && (c >> 4) != 6)
+            t[static_cast<std::size_t>(c & 15)] |= kLineHi[static_cast<std::size_t>(c >> 4)] & 0x1f;
+    t[15] |= 0x80;
+    return t;
+}();
+constexpr bool line_tables_ok() {
+    for (int c = 0; c < 256; ++c) {
+        const std::uint8_t m = kLineLo[static_cast<std::size_t>(c & 15)] & kLineHi[static_cast<std::size_t>(c >> 4)];
+        if (is_tchar(c) != (m != 0 && m < 0x80)) return false;
+        if ((c == 0x7f) != ((m & 0x80) != 0)) return false;
+    }
+    return true;
+}
+static_assert(line_tables_ok());
+
+// 32-byte constants for vector loads (AVX2 uses all, SSE4.2 the first 16 bytes).
+struct alignas(32) Splat {
+    std::uint8_t b[32];
+};
+constexpr Splat splat(std::uint8_t v) {
+    Splat s{};
+    for (auto& x : s.b) x = v;
+    return s;
+}
+constexpr Splat twice(const std::array<std::uint8_t, 16>& t) {
+    Splat s{};
+    for (int i = 0; i < 32; ++i) s.b[i] = t[static_cast<std::size_t>(i & 15)];
+    return s;
+}
+
+}  // namespace
+
+// The constants of head_fast.inc's classifiers. Not const on purpose: the compiler then takes them from
+// memory (as operands of the vector instructions) instead of rebuilding them from immediates in the loops
+// or keeping copies in stack slots. Never written.
+struct HeadConsts {
+    Splat nib, c1f, c20, del, hash, qmark, one, digit0, nine, line_lo, line_hi, reg_lo, tok_hi;
+};
+extern HeadConsts g_head_consts;
+HeadConsts g_head_consts = {splat(0x0f), splat(0x1f), splat(0x20), splat(0x7f), splat('#'), splat('?'), splat(1),
+                            splat('0'),  splat(9),    twice(kLineLo), twice(kLineHi), twice(kRegLo), twice(kTokHi)};
+
+namespace {
+
+// Two bit masks of one block (see head_fast.inc).
+struct Masks2 {
+    std::uint32_t a, b;
+};
 
 // ---------------------------------------------------------------------------------------------------------
 namespace scalar {
@@ -179,6 +250,88 @@ struct Block {
 #define LUATH_SCAN_BLOCK 16
 #include "http/scan_fields.inc"
 
+// head_fast.inc's classifier: 32-byte blocks, each from two 16-byte halves.
+#define LUATH_K(name) _mm_load_si128(reinterpret_cast<const __m128i*>(g_head_consts.name.b))
+struct HeadBlock {
+    static LUATH_SCAN_INLINE __m128i load(const char* q) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    }
+    static LUATH_SCAN_INLINE std::uint32_t bits(__m128i m) { return static_cast<std::uint32_t>(_mm_movemask_epi8(m)); }
+    // x <= 0x1f
+    static LUATH_SCAN_INLINE __m128i le1f(__m128i x) { return _mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c1f)), x); }
+    LUATH_SCAN_INLINE void line16(__m128i x, std::uint32_t& tok, std::uint32_t& ctl) const {
+        const __m128i nib = LUATH_K(nib);
+        const __m128i lo = _mm_shuffle_epi8(LUATH_K(line_lo), _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(LUATH_K(line_hi), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        const __m128i m = _mm_and_si128(lo, hi);
+        tok = bits(_mm_subs_epi8(m, LUATH_K(one)));
+        ctl = bits(_mm_or_si128(le1f(x), m));
+    }
+    LUATH_SCAN_INLINE std::uint32_t ctl16(__m128i x) const {
+        return bits(_mm_or_si128(le1f(x), _mm_cmpeq_epi8(x, LUATH_K(del))));
+    }
+    // {not a tchar, a CTL (HTAB included) or DEL}; the tchar classification of the second half only when
+    // the first half is all tchar (the head parser looks at the first non-tchar only).
+    LUATH_SCAN_INLINE Masks2 line(const char* q) const {
+        std::uint32_t t0, c0;
+        line16(load(q), t0, c0);
+        const __m128i x1 = load(q + 16);
+        if (t0) [[likely]]
+            return {t0, c0 | ctl16(x1) << 16};
+        std::uint32_t t1, c1;
+        line16(x1, t1, c1);
+        return {t1 << 16, c0 | c1 << 16};
+    }
+    // The same with every bit of both masks (for blocks shifted afterwards).
+    LUATH_SCAN_INLINE Masks2 line_full(const char* q) const {
+        std::uint32_t t0, c0, t1, c1;
+        line16(load(q), t0, c0);
+        line16(load(q + 16), t1, c1);
+        return {t0 | t1 << 16, c0 | c1 << 16};
+    }
+    // a CTL (HTAB included) or DEL
+    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const { return ctl16(load(q)) | ctl16(load(q + 16)) << 16; }
+    // {not a request-target byte, '?'} of 16 bytes
+    LUATH_SCAN_INLINE Masks2 target16(const char* q) const {
+        const __m128i x = load(q);
+        const __m128i le20 = _mm_cmpeq_epi8(_mm_min_epu8(x, LUATH_K(c20)), x);
+        const __m128i del_hash = _mm_or_si128(_mm_cmpeq_epi8(x, LUATH_K(del)), _mm_cmpeq_epi8(x, LUATH_K(hash)));
+        return {bits(_mm_or_si128(le20, del_hash)), bits(_mm_cmpeq_epi8(x, LUATH_K(qmark)))};
+    }
+    // {not a request-target byte, '?'}; the second half only when the first has no byte that is not a
+    // target byte (the head parser looks at the '?' before the first such byte only).
+    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
+        const Masks2 m0 = target16(q);
+        if (m0.a) [[likely]]
+            return m0;
+        const Masks2 m1 = target16(q + 16);
+        return {m1.a << 16, m0.b | m1.b << 16};
+    }
+    LUATH_SCAN_INLINE Masks2 target_full(const char* q) const {
+        const Masks2 m0 = target16(q), m1 = target16(q + 16);
+        return {m0.a | m1.a << 16, m0.b | m1.b << 16};
+    }
+    // {not a reg-name byte ('%' included), not a digit} of 16 bytes
+    LUATH_SCAN_INLINE Masks2 regname16(const char* q) const {
+        const __m128i x = load(q);
+        const __m128i nib = LUATH_K(nib);
+        const __m128i lo = _mm_shuffle_epi8(LUATH_K(reg_lo), _mm_and_si128(x, nib));
+        const __m128i hi = _mm_shuffle_epi8(LUATH_K(tok_hi), _mm_and_si128(_mm_srli_epi16(x, 4), nib));
+        const __m128i d = _mm_sub_epi8(x, LUATH_K(digit0));
+        const __m128i digit = _mm_cmpeq_epi8(_mm_min_epu8(d, LUATH_K(nine)), d);
+        return {bits(_mm_cmpeq_epi8(_mm_and_si128(lo, hi), _mm_setzero_si128())), bits(digit) ^ 0xffffu};
+    }
+    // {not a reg-name byte ('%' included), not a digit}, for the first n (< 32) bytes at least
+    LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t n) const {
+        const Masks2 m0 = regname16(q);
+        if (n <= 16) return m0;
+        const Masks2 m1 = regname16(q + 16);
+        return {m0.a | m1.a << 16, m0.b | m1.b << 16};
+    }
+};
+#include "http/head_fast.inc"
+#undef LUATH_K
+
 }  // namespace sse42
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -187,10 +340,10 @@ struct Block {
 #endif
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,bmi,bmi2"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,bmi,bmi2")
 #endif
 namespace avx2 {
 
@@ -272,6 +425,57 @@ struct Block {
 #define LUATH_SCAN_BLOCK 32
 #include "http/scan_fields.inc"
 
+// head_fast.inc's classifier: 32-byte blocks.
+#define LUATH_K(name) _mm256_load_si256(reinterpret_cast<const __m256i*>(g_head_consts.name.b))
+struct HeadBlock {
+    static LUATH_SCAN_INLINE __m256i load(const char* q) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    }
+    static LUATH_SCAN_INLINE std::uint32_t bits(__m256i m) {
+        return static_cast<std::uint32_t>(_mm256_movemask_epi8(m));
+    }
+    // x <= 0x1f
+    static LUATH_SCAN_INLINE __m256i le1f(__m256i x) {
+        return _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c1f)), x);
+    }
+    // {not a tchar, a CTL (HTAB included) or DEL}
+    LUATH_SCAN_INLINE Masks2 line(const char* q) const {
+        const __m256i x = load(q);
+        const __m256i nib = LUATH_K(nib);
+        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(line_lo), _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(line_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+        const __m256i m = _mm256_and_si256(lo, hi);
+        return {bits(_mm256_subs_epi8(m, LUATH_K(one))), bits(_mm256_or_si256(le1f(x), m))};
+    }
+    LUATH_SCAN_INLINE Masks2 line_full(const char* q) const { return line(q); }
+    // a CTL (HTAB included) or DEL
+    LUATH_SCAN_INLINE std::uint32_t ctl(const char* q) const {
+        const __m256i x = load(q);
+        return bits(_mm256_or_si256(le1f(x), _mm256_cmpeq_epi8(x, LUATH_K(del))));
+    }
+    // {not a request-target byte, '?'}
+    LUATH_SCAN_INLINE Masks2 target(const char* q) const {
+        const __m256i x = load(q);
+        const __m256i le20 = _mm256_cmpeq_epi8(_mm256_min_epu8(x, LUATH_K(c20)), x);
+        const __m256i del_hash =
+            _mm256_or_si256(_mm256_cmpeq_epi8(x, LUATH_K(del)), _mm256_cmpeq_epi8(x, LUATH_K(hash)));
+        return {bits(_mm256_or_si256(le20, del_hash)), bits(_mm256_cmpeq_epi8(x, LUATH_K(qmark)))};
+    }
+    LUATH_SCAN_INLINE Masks2 target_full(const char* q) const { return target(q); }
+    // {not a reg-name byte ('%' included), not a digit}
+    LUATH_SCAN_INLINE Masks2 regname(const char* q, std::size_t) const {
+        const __m256i x = load(q);
+        const __m256i nib = LUATH_K(nib);
+        const __m256i lo = _mm256_shuffle_epi8(LUATH_K(reg_lo), _mm256_and_si256(x, nib));
+        const __m256i hi = _mm256_shuffle_epi8(LUATH_K(tok_hi), _mm256_and_si256(_mm256_srli_epi16(x, 4), nib));
+        const __m256i d = _mm256_sub_epi8(x, LUATH_K(digit0));
+        const __m256i digit = _mm256_cmpeq_epi8(_mm256_min_epu8(d, LUATH_K(nine)), d);
+        return {bits(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256())), ~bits(digit)};
+    }
+};
+#include "http/head_fast.inc"
+#undef LUATH_K
+
 }  // namespace avx2
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -323,16 +527,23 @@ LUATH_SCAN_INLINE const char* find_token(const char* p, const char* end) { retur
 }  // namespace neon
 #endif  // LUATH_SCAN_NEON
 
-constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields};
+constexpr Fns kScalar{scalar::find_value, scalar::find_target, scalar::find_token, scalar::fields, detail::fast_head,
+                      detail::fast_head_or_lines};
 
 Fns fns_of(ScanImpl impl) {
     switch (impl) {
 #ifdef LUATH_SCAN_X86
-        case ScanImpl::SSE42: return {sse42::find_value, sse42::find_target, sse42::find_token, sse42::fields};
-        case ScanImpl::AVX2: return {avx2::find_value, avx2::find_target, avx2::find_token, avx2::fields};
+        case ScanImpl::SSE42:
+            return {sse42::find_value, sse42::find_target, sse42::find_token,
+                    sse42::fields,     sse42::head_len,     sse42::head};
+        case ScanImpl::AVX2:
+            return {avx2::find_value, avx2::find_target, avx2::find_token,
+                    avx2::fields,     avx2::head_len,     avx2::head};
 #endif
 #ifdef LUATH_SCAN_NEON
-        case ScanImpl::NEON: return {neon::find_value, neon::find_target, neon::find_token, neon::fields};
+        case ScanImpl::NEON:
+            return {neon::find_value,  neon::find_target,   neon::find_token,
+                    neon::fields,      detail::fast_head,   detail::fast_head_or_lines};
 #endif
         default: return kScalar;
     }
@@ -366,7 +577,8 @@ bool scan_impl_available(ScanImpl impl) {
             return __builtin_cpu_supports("sse4.2");
         case ScanImpl::AVX2:
             __builtin_cpu_init();
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("sse4.2");
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                   __builtin_cpu_supports("sse4.2");
 #endif
 #ifdef LUATH_SCAN_NEON
         case ScanImpl::NEON: return true;

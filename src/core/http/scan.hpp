@@ -42,6 +42,12 @@ struct Fns {
     // vector loads).
     std::size_t (*fields)(const char* begin, const char* p, const char* end, Header* out, std::size_t cap,
                           std::size_t max_line, const char** next);
+    // The one-pass parse of a whole head seen from its start (fresh HeadState): detail::fast_head's contract
+    // (head_internal.hpp: the head's length, or 0 when it gives up), with this instruction set's own
+    // implementation where it has one.
+    std::size_t (*head_len)(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
+    // parse_request_head for a fresh HeadState: head_len, and the line-by-line path when it gives up.
+    ParseResult (*head)(const char* buf, std::size_t len, Request& req, const Limits& limits, HeadState& st);
 };
 
 extern Fns g_fns;  // the implementation in use
