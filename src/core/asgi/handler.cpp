@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "asgi/headers.hpp"
 #include "http/response.hpp"
 #include "http/uri.hpp"
 #include "py/common.hpp"
@@ -91,19 +92,6 @@ PyObject* peer_tuple(const sockaddr_storage& ss) {
     unsigned port;
     if (!py::peer_address(ss, host, port)) Py_RETURN_NONE;  // a unix socket has no client address
     return Py_BuildValue("(sI)", host, port);
-}
-
-// Bytes of a bytes-like header item; false when it is not bytes.
-bool bytes_view(PyObject* o, std::string_view& out) {
-    if (PyBytes_Check(o)) {
-        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
-        return true;
-    }
-    if (PyByteArray_Check(o)) {
-        out = {PyByteArray_AS_STRING(o), static_cast<std::size_t>(PyByteArray_GET_SIZE(o))};
-        return true;
-    }
-    return false;
 }
 
 // The error set now, taken out (and put back by restore_error).
@@ -856,56 +844,13 @@ bool Handler::stage_start(Exchange* ex, PyObject* headers) {
         return false;
     }
     if (!headers) return true;
-    if (PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
-        // The usual shape, without an iterator: a list of (bytes, bytes) tuples.
-        Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
-        for (Py_ssize_t i = 0; i < n; ++i) {
-            PyObject* item = PySequence_Fast_GET_ITEM(headers, i);  // borrowed
-            std::string_view name, value;
-            bool ok = (PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2 &&
-                      bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
-                      bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
-            if (!ok) {
-                w.cancel_headers();
-                PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
-                return false;
-            }
-            if (!w.header(name, value)) {
-                w.cancel_headers();
-                PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
-                return false;
-            }
-        }
-        return true;
-    }
-    py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
-    if (!it) {
-        w.cancel_headers();
+    bool ok = each_header(headers, "response headers", [&](std::string_view name, std::string_view value) {
+        if (w.header(name, value)) return true;
+        PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
         return false;
-    }
-    while (PyObject* item = PyIter_Next(it.get())) {
-        py::Ref hold = py::Ref::steal(item);
-        std::string_view name, value;
-        bool ok = false;
-        if ((PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2)
-            ok = bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
-                 bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
-        if (!ok) {
-            w.cancel_headers();
-            PyErr_SetString(PyExc_TypeError, "response headers must be [bytes, bytes] pairs");
-            return false;
-        }
-        if (!w.header(name, value)) {
-            w.cancel_headers();
-            PyErr_Format(PyExc_ValueError, "%s in http.response.start", w.error());
-            return false;
-        }
-    }
-    if (PyErr_Occurred()) {
-        w.cancel_headers();
-        return false;
-    }
-    return true;
+    });
+    if (!ok) w.cancel_headers();
+    return ok;
 }
 
 PyObject* Handler::send(Exchange* ex, PyObject* message) {
@@ -1006,18 +951,12 @@ PyObject* Handler::send(Exchange* ex, PyObject* message) {
         }
         PyObject* headers = PyDict_GetItemWithError(message, K.headers);
         if (headers) {
-            py::Ref seq = py::Ref::steal(PySequence_Fast(headers, "trailers must be a list of pairs"));
-            if (!seq) return nullptr;
-            for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
-                py::Ref pair = py::Ref::steal(PySequence_Fast(PySequence_Fast_GET_ITEM(seq.get(), i), "pair"));
-                std::string_view name, value;
-                if (!pair || PySequence_Fast_GET_SIZE(pair.get()) != 2 ||
-                    !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 0), name) ||
-                    !bytes_view(PySequence_Fast_GET_ITEM(pair.get(), 1), value) || !ex->w->trailer(name, value)) {
-                    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "invalid trailer");
-                    return nullptr;
-                }
-            }
+            bool ok = each_header(headers, "trailers", [&](std::string_view name, std::string_view value) {
+                if (ex->w->trailer(name, value)) return true;
+                PyErr_SetString(PyExc_ValueError, "invalid trailer");
+                return false;
+            });
+            if (!ok) return nullptr;
         } else if (PyErr_Occurred()) {
             return nullptr;
         }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "asgi/handler.hpp"
+#include "asgi/headers.hpp"
 #include "http/response.hpp"
 #include "http/websocket.hpp"
 #include "http/ws_deflate.hpp"
@@ -110,21 +111,21 @@ void resolve(py::Ref& fut, PyObject* value) {
     if (!r) PyErr_Clear();
 }
 
-bool bytes_view(PyObject* o, std::string_view& out) {
-    if (PyBytes_Check(o)) {
-        out = {PyBytes_AS_STRING(o), static_cast<std::size_t>(PyBytes_GET_SIZE(o))};
-        return true;
-    }
-    if (PyByteArray_Check(o)) {
-        out = {PyByteArray_AS_STRING(o), static_cast<std::size_t>(PyByteArray_GET_SIZE(o))};
-        return true;
-    }
-    return false;
-}
-
 PyObject* get(PyObject* msg, PyObject* key) {  // borrowed or null (None counts as absent)
     PyObject* v = PyDict_GetItemWithError(msg, key);
     return v == Py_None ? nullptr : v;
+}
+
+// The UTF-8 of a str field of a message; false with TypeError "<what> must be a str" otherwise.
+bool str_view(PyObject* o, const char* what, std::string_view& out) {
+    Py_ssize_t n;
+    const char* p = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, &n) : nullptr;
+    if (!p) {
+        if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s must be a str", what);
+        return false;
+    }
+    out = {p, static_cast<std::size_t>(n)};
+    return true;
 }
 
 // A response the server writes itself on a WebSocket request it refuses; the connection closes.
@@ -267,47 +268,31 @@ PyObject* WsAccess::accept(Handler& h, State& s, PyObject* message) {
     PyObject* sub = get(message, K.subprotocol);
     if (!sub && PyErr_Occurred()) return nullptr;
     if (sub) {
-        Py_ssize_t n;
-        const char* p = PyUnicode_Check(sub) ? PyUnicode_AsUTF8AndSize(sub, &n) : nullptr;
-        if (!p) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "websocket.accept 'subprotocol' must be a str");
-            return nullptr;
-        }
-        if (!http::is_token({p, static_cast<std::size_t>(n)})) {
+        std::string_view sv;
+        if (!str_view(sub, "websocket.accept 'subprotocol'", sv)) return nullptr;
+        if (!http::is_token(sv)) {
             PyErr_SetString(PyExc_ValueError, "invalid subprotocol in websocket.accept");
             return nullptr;
         }
         head += "Sec-WebSocket-Protocol: ";
-        head.append(p, static_cast<std::size_t>(n));
+        head.append(sv);
         head += "\r\n";
     }
     if (!s.ext_response.empty()) head += "Sec-WebSocket-Extensions: " + s.ext_response + "\r\n";
     PyObject* headers = get(message, K.headers);
     if (!headers && PyErr_Occurred()) return nullptr;
-    if (headers) {
-        py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
-        if (!it) return nullptr;
-        while (PyObject* item = PyIter_Next(it.get())) {
-            py::Ref hold = py::Ref::steal(item);
-            std::string_view name, value;
-            bool ok = (PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2 &&
-                      bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
-                      bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
-            if (!ok) {
-                PyErr_SetString(PyExc_TypeError, "websocket.accept headers must be [bytes, bytes] pairs");
-                return nullptr;
-            }
+    if (headers && !each_header(headers, "websocket.accept headers", [&](std::string_view name, std::string_view value) {
             if (!http::is_token(name) || !http::is_safe_field_value(value)) {
                 PyErr_SetString(PyExc_ValueError, "invalid header in websocket.accept");
-                return nullptr;
+                return false;
             }
             head.append(name);
             head += ": ";
             head.append(value);
             head += "\r\n";
-        }
-        if (PyErr_Occurred()) return nullptr;
-    }
+            return true;
+        }))
+        return nullptr;
     c.out().append(head);
     c.out().append(c.server().date_line());
     c.out().append("\r\n", 2);
@@ -361,28 +346,15 @@ PyObject* WsAccess::send(PyObject* self, PyObject* message) {
                 return nullptr;
             }
             PyObject* headers = get(message, K.headers);
-            if (headers) {
-                py::Ref it = py::Ref::steal(PyObject_GetIter(headers));
-                if (!it) {
-                    s.w->cancel_headers();
-                    return nullptr;
-                }
-                while (PyObject* item = PyIter_Next(it.get())) {
-                    py::Ref hold = py::Ref::steal(item);
-                    std::string_view name, value;
-                    bool ok = (PyTuple_Check(item) || PyList_Check(item)) && PySequence_Fast_GET_SIZE(item) == 2 &&
-                              bytes_view(PySequence_Fast_GET_ITEM(item, 0), name) &&
-                              bytes_view(PySequence_Fast_GET_ITEM(item, 1), value);
-                    if (!ok || !s.w->header(name, value)) {
-                        s.w->cancel_headers();
-                        PyErr_SetString(PyExc_ValueError, "invalid header in websocket.http.response.start");
-                        return nullptr;
-                    }
-                }
-                if (PyErr_Occurred()) {
-                    s.w->cancel_headers();
-                    return nullptr;
-                }
+            if (headers && !each_header(headers, "websocket.http.response.start headers",
+                                        [&](std::string_view name, std::string_view value) {
+                                            if (s.w->header(name, value)) return true;
+                                            PyErr_SetString(PyExc_ValueError,
+                                                            "invalid header in websocket.http.response.start");
+                                            return false;
+                                        })) {
+                s.w->cancel_headers();
+                return nullptr;
             }
             s.http_started = true;
             return ready(Py_None);
@@ -447,13 +419,9 @@ PyObject* WsAccess::send(PyObject* self, PyObject* message) {
             if (PyBytes_Check(b)) owner = py::Ref::borrow(b).release();
             c.ws_send(false, data.data(), data.size(), owner);
         } else if (t) {
-            Py_ssize_t n;
-            const char* p = PyUnicode_Check(t) ? PyUnicode_AsUTF8AndSize(t, &n) : nullptr;
-            if (!p) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "websocket.send 'text' must be a str");
-                return nullptr;
-            }
-            c.ws_send(true, p, static_cast<std::size_t>(n), py::Ref::borrow(t).release());
+            std::string_view tv;
+            if (!str_view(t, "websocket.send 'text'", tv)) return nullptr;
+            c.ws_send(true, tv.data(), tv.size(), py::Ref::borrow(t).release());
         } else {
             PyErr_SetString(PyExc_ValueError, "websocket.send needs 'bytes' or 'text'");
             return nullptr;
@@ -475,15 +443,7 @@ PyObject* WsAccess::send(PyObject* self, PyObject* message) {
         if (cv == -1 && PyErr_Occurred()) return nullptr;
         PyObject* reason = get(message, K.reason);
         std::string_view rv;
-        if (reason) {
-            Py_ssize_t n;
-            const char* p = PyUnicode_Check(reason) ? PyUnicode_AsUTF8AndSize(reason, &n) : nullptr;
-            if (!p) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "websocket.close 'reason' must be a str");
-                return nullptr;
-            }
-            rv = {p, static_cast<std::size_t>(n)};
-        }
+        if (reason && !str_view(reason, "websocket.close 'reason'", rv)) return nullptr;
         if (cv < 1000 || cv > 4999) {
             PyErr_Format(PyExc_ValueError, "invalid close code %ld", cv);
             return nullptr;
