@@ -71,6 +71,7 @@ public:
     // Decrypted or undecrypted bytes already read from the socket (poll will not report them).
     bool has_buffered_input() const;
     void shutdown();  // queue close_notify
+    void release_buffers();  // frees OpenSSL's record buffers when they hold nothing (idle connection)
     TlsInfo info() const;
     SSL* ssl() const { return ssl_; }
 
