@@ -124,7 +124,9 @@ TlsContext::~TlsContext() {
 // The session's BIO: reads ciphertext straight from the socket into OpenSSL's record buffer (read-ahead
 // on, so one recv takes every record that is there) and sends each record as it is made. What the socket
 // does not take waits in out_, so OpenSSL never sees a partial write (nothing is ever re-encrypted and
-// SSL_write never has to be retried).
+// SSL_write never has to be retried). Kernel TLS (SSL_OP_ENABLE_KTLS) would need OpenSSL's own socket
+// BIO and a kernel with the "tls" TCP ULP; the machines this was measured on had none, so it is not
+// used (the record layer costs ~12k instructions a request: see bench/README.md, TLS).
 BIO_METHOD* TlsSession::bio_method() {
     static BIO_METHOD* m = [] {
         BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "luath socket");
