@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import re
 import shutil
 import socket
 import ssl
@@ -239,6 +241,39 @@ def test_openssl_s_client(start_server, certs):
     assert "Verify return code: 0 (ok)" in out, out[-3000:]
 
 
+def _cpu_has_aes() -> bool:
+    try:
+        flags = next((l for l in open("/proc/cpuinfo") if l.startswith(("flags", "Features"))), "")
+    except OSError:
+        return True
+    return platform.machine() not in ("x86_64", "i686") or " aes" in flags
+
+
+@needs_tls
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+def test_tls13_cipher_preference(start_server, certs):
+    """The server picks AES-128-GCM (with AES instructions) over OpenSSL's default AES-256-GCM, but a
+    client that lists ChaCha20 first (no AES hardware) gets ChaCha20."""
+    srv = start_tls(start_server, certs)
+    req = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+    def cipher_with(suites: str) -> str:
+        cmd = ["openssl", "s_client", "-connect", f"{HOST}:{srv.port}", "-servername", "localhost",
+               "-CAfile", certs.ca, "-ign_eof", "-nocommands", "-ciphersuites", suites]
+        p = subprocess.run(cmd, input=req, capture_output=True, timeout=30)
+        out = p.stdout.decode("latin-1")
+        assert p.returncode == 0 and "Hello, TLS!" in out, out[-3000:]
+        m = re.search(r"Cipher is (\S+)", out)
+        assert m, out[-3000:]
+        return m.group(1)
+
+    first = "TLS_AES_128_GCM_SHA256" if _cpu_has_aes() else "TLS_CHACHA20_POLY1305_SHA256"
+    assert cipher_with("TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256") == first
+    assert cipher_with("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256") == \
+        "TLS_CHACHA20_POLY1305_SHA256"
+    assert cipher_with("TLS_AES_256_GCM_SHA384") == "TLS_AES_256_GCM_SHA384"
+
+
 @needs_tls
 def test_tls12_only_client_works_by_default(start_server, certs):
     srv = start_tls(start_server, certs)
@@ -451,6 +486,24 @@ def test_keep_alive_and_pipelining(start_server, certs, app):
             assert r.status == 200 and len(r.body) == 1000 + i, (i, r)
         r = c.request("GET", "/")
         assert r.body == b"Hello, TLS!"
+
+
+@needs_tls
+@pytest.mark.parametrize("app", [WSGI, ASGI], ids=["wsgi", "asgi"])
+def test_keep_alive_after_idle(start_server, certs, app):
+    """An idle keep-alive connection gives OpenSSL's record buffers back after a second; it must
+    serve requests (single and pipelined) as before afterwards."""
+    srv = start_tls(start_server, certs, app=app)
+    with TLSConn(srv.port, client_ctx(certs)) as c:
+        for rnd in range(2):
+            r = c.request("GET", "/")
+            assert r.status == 200 and r.body == b"Hello, TLS!", r
+            time.sleep(1.6)
+            c.send(b"".join(b"GET /big?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % (20000 + i) for i in range(3)))
+            for i in range(3):
+                r = c.read_response()
+                assert r.status == 200 and len(r.body) == 20000 + i, (rnd, i, r)
+            time.sleep(1.6)
 
 
 @needs_tls

@@ -126,11 +126,14 @@ public:
     void start(int fd, const sockaddr_storage& peer, const sockaddr_storage& local);
     void close();
     void on_timeout(TimerList* which);
+    // TLS: idle a while on keep-alive: give OpenSSL's record buffers back (server's trim list).
+    void on_trim();
     // Nothing of a request is here or on its way, and the connection has served one already.
     bool idle_for_shutdown() const;
     Connection* all_prev = nullptr;
     Connection* all_next = nullptr;
     TimerNode timer;
+    TimerNode trim_timer;  // TLS only: in the server's trim list while the connection goes idle
 
 private:
     static void on_poll(uv_poll_t* h, int status, int events);

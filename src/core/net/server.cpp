@@ -249,9 +249,14 @@ void Server::sweep() {
             c->on_timeout(list);
         }
     }
+    while (trim_list_.head && trim_list_.head->deadline <= now) {
+        TimerNode* n = trim_list_.head;
+        trim_list_.remove(n);
+        static_cast<Connection*>(n->owner)->on_trim();
+    }
     if (ka_list_.empty() && head_list_.empty() && linger_list_.empty() && write_list_.empty() &&
         body_list_.empty() && hs_list_.empty() && ws_ping_list_.empty() && ws_pong_list_.empty() &&
-        ws_close_list_.empty()) {
+        ws_close_list_.empty() && trim_list_.empty()) {
         uv_timer_stop(&sweep_timer_);
         sweep_armed_ = false;
     }

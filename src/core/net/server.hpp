@@ -135,6 +135,7 @@ public:
     TimerList& ws_ping_list() { return ws_ping_list_; }
     TimerList& ws_pong_list() { return ws_pong_list_; }
     TimerList& ws_close_list() { return ws_close_list_; }
+    TimerList& trim_list() { return trim_list_; }
     TlsContext* tls_context() const { return tls_.get(); }
     // Why the TLS context could not be made (bad certificate, key, ...); empty when fine.
     const std::string& tls_error() const { return tls_error_; }
@@ -170,6 +171,7 @@ private:
     std::size_t nconns_ = 0;
     TimerList ka_list_, head_list_, linger_list_, write_list_, body_list_, hs_list_;
     TimerList ws_ping_list_, ws_pong_list_, ws_close_list_;
+    TimerList trim_list_;  // TLS connections that went idle: their record buffers are freed after 1 s
     std::unique_ptr<TlsContext> tls_;
     std::string tls_error_;
     uv_timer_t sweep_timer_;

@@ -8,13 +8,14 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace luath::net {
 
 namespace {
 
-constexpr std::size_t kPairSize = 24 * 1024;  // ciphertext buffered each way: a record and a half
+constexpr std::size_t kOutLimit = 24 * 1024;  // unsent ciphertext accepted before write_room() is 0
 constexpr std::size_t kRecordOverhead = 256;
 constexpr unsigned char kSessionContext[] = "luath";
 
@@ -37,6 +38,14 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
     return SSL_TLSEXT_ERR_NOACK;  // no overlap (an h2-only client): go on without ALPN
 }
 
+bool cpu_has_aes() {
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+#else
+    return true;  // ARMv8 and the other 64-bit targets luath runs on have AES instructions
+#endif
+}
+
 int password_cb(char* buf, int size, int, void* userdata) {
     auto* pw = static_cast<const std::string*>(userdata);
     int n = static_cast<int>(pw->size()) < size ? static_cast<int>(pw->size()) : size;
@@ -55,8 +64,16 @@ std::unique_ptr<TlsContext> TlsContext::create(const TlsConfig& cfg, std::string
     }
     t->ctx_ = ctx;
     SSL_CTX_set_min_proto_version(ctx, cfg.min_version);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_PRIORITIZE_CHACHA);
+    // TLS 1.3: AES-128-GCM first where the CPU has AES instructions (OpenSSL's default puts AES-256
+    // first), ChaCha20 first where it has not; a client that lists ChaCha20 first gets it anyway
+    // (SSL_OP_PRIORITIZE_CHACHA: phones without AES hardware).
+    SSL_CTX_set_ciphersuites(ctx, cpu_has_aes() ? "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+                                                : "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384");
+    // No SSL_MODE_RELEASE_BUFFERS: a busy connection keeps its record buffers (a malloc and free of
+    // ~17 KiB for each record read and written otherwise); the connection frees them once idle.
+    SSL_CTX_set_read_ahead(ctx, 1);  // one recv takes every record already there
     SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     std::string pw = cfg.password;
@@ -104,114 +121,196 @@ TlsContext::~TlsContext() {
     if (ctx_) SSL_CTX_free(ctx_);
 }
 
+// The session's BIO: reads ciphertext straight from the socket into OpenSSL's record buffer (read-ahead
+// on, so one recv takes every record that is there) and sends each record as it is made. What the socket
+// does not take waits in out_, so OpenSSL never sees a partial write (nothing is ever re-encrypted and
+// SSL_write never has to be retried). Kernel TLS (SSL_OP_ENABLE_KTLS) would need OpenSSL's own socket
+// BIO and a kernel with the "tls" TCP ULP; the machines this was measured on had none, so it is not
+// used (the record layer costs ~12k instructions a request: see bench/README.md, TLS).
+BIO_METHOD* TlsSession::bio_method() {
+    static BIO_METHOD* m = [] {
+        BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "luath socket");
+        BIO_meth_set_write_ex(bm, &TlsSession::bio_write);
+        BIO_meth_set_read_ex(bm, &TlsSession::bio_read);
+        BIO_meth_set_ctrl(bm, &TlsSession::bio_ctrl);
+        BIO_meth_set_create(bm, [](BIO* b) {
+            BIO_set_init(b, 1);
+            return 1;
+        });
+        return bm;
+    }();
+    return m;
+}
+
+int TlsSession::bio_write(BIO* b, const char* data, std::size_t n, std::size_t* written) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    *written = n;
+    if (s->werr_) return 1;  // the connection is failing: send_pending() reports it
+    if (s->out_off_ == s->out_len_) {
+        while (n > 0) {
+            ssize_t k = ::send(s->fd_, data, n, MSG_NOSIGNAL);
+            if (k < 0) {
+                if (errno == EINTR) continue;
+                if (errno != EAGAIN) s->werr_ = errno;
+                break;
+            }
+            data += k;
+            n -= static_cast<std::size_t>(k);
+        }
+        if (n == 0 || s->werr_) return 1;
+    }
+    s->queue(data, n);
+    return 1;
+}
+
+int TlsSession::bio_read(BIO* b, char* dst, std::size_t n, std::size_t* got) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    ssize_t k;
+    do {
+        k = ::recv(s->fd_, dst, n, 0);
+    } while (k < 0 && errno == EINTR);
+    if (k > 0) {
+        *got = static_cast<std::size_t>(k);
+        return 1;
+    }
+    *got = 0;
+    if (k == 0) {
+        s->eof_ = true;
+        return 0;
+    }
+    if (errno == EAGAIN) {
+        BIO_set_retry_read(b);
+        s->again_ = true;
+    } else {
+        s->rerr_ = errno;
+    }
+    return 0;
+}
+
+long TlsSession::bio_ctrl(BIO* b, int cmd, long, void*) {
+    auto* s = static_cast<TlsSession*>(BIO_get_data(b));
+    switch (cmd) {
+        case BIO_CTRL_FLUSH:
+            return 1;  // records are sent as they are written
+        case BIO_CTRL_WPENDING:
+            return static_cast<long>(s->out_len_ - s->out_off_);
+        case BIO_CTRL_EOF:
+            return s->eof_ ? 1 : 0;
+        default:
+            return 0;
+    }
+}
+
+void TlsSession::queue(const char* p, std::size_t n) {
+    if (out_off_ > 0 && out_off_ == out_len_) out_off_ = out_len_ = 0;
+    if (out_len_ + n > out_cap_) {
+        if (out_off_ > 0) {  // slide the unsent bytes to the front first
+            std::memmove(out_, out_ + out_off_, out_len_ - out_off_);
+            out_len_ -= out_off_;
+            out_off_ = 0;
+        }
+        if (out_len_ + n > out_cap_) {
+            std::size_t cap = out_cap_ ? out_cap_ : 4096;
+            while (cap < out_len_ + n) cap *= 2;
+            char* np = static_cast<char*>(std::realloc(out_, cap));
+            if (!np) {
+                werr_ = ENOMEM;
+                return;
+            }
+            out_ = np;
+            out_cap_ = cap;
+        }
+    }
+    std::memcpy(out_ + out_len_, p, n);
+    out_len_ += n;
+}
+
 TlsSession::TlsSession(TlsContext& ctx, int fd) : fd_(fd) {
     ssl_ = SSL_new(ctx.ctx());
-    BIO* inner = nullptr;
-    BIO_new_bio_pair(&inner, kPairSize, &net_, kPairSize);
-    SSL_set_bio(ssl_, inner, inner);
+    BIO* bio = BIO_new(bio_method());
+    BIO_set_data(bio, this);
+    SSL_set_bio(ssl_, bio, bio);
     SSL_set_accept_state(ssl_);
 }
 
 TlsSession::~TlsSession() {
-    if (ssl_) SSL_free(ssl_);  // frees the inner BIO
-    if (net_) BIO_free(net_);
-}
-
-int TlsSession::pull() {
-    char* p = nullptr;
-    int space = BIO_nwrite0(net_, &p);
-    if (space <= 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    ssize_t n;
-    do {
-        n = ::recv(fd_, p, static_cast<std::size_t>(space), 0);
-    } while (n < 0 && errno == EINTR);
-    if (n > 0) BIO_nwrite(net_, &p, static_cast<int>(n));
-    return static_cast<int>(n);
+    if (ssl_) SSL_free(ssl_);  // frees the BIO
+    std::free(out_);
 }
 
 int TlsSession::send_pending() {
-    for (;;) {
-        char* p = nullptr;
-        int avail = BIO_nread0(net_, &p);
-        if (avail <= 0) return 0;
-        ssize_t n = ::send(fd_, p, static_cast<std::size_t>(avail), MSG_NOSIGNAL);
+    if (werr_) return -werr_;
+    while (out_off_ < out_len_) {
+        ssize_t n = ::send(fd_, out_ + out_off_, out_len_ - out_off_, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) return 1;
-            return -errno;
+            werr_ = errno;
+            return -werr_;
         }
-        BIO_nread(net_, &p, static_cast<int>(n));
-        if (n < avail) return 1;
+        out_off_ += static_cast<std::size_t>(n);
     }
+    if (out_cap_ > 0) {  // drained: an idle connection keeps no output buffer
+        std::free(out_);
+        out_ = nullptr;
+        out_cap_ = out_off_ = out_len_ = 0;
+    }
+    return 0;
 }
 
-bool TlsSession::has_pending_output() const { return BIO_ctrl_pending(net_) > 0; }
+bool TlsSession::has_pending_output() const { return out_off_ < out_len_; }
 
-bool TlsSession::has_buffered_input() const {
-    return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl_)) > 0;
-}
+bool TlsSession::has_buffered_input() const { return SSL_has_pending(ssl_) == 1; }
 
 int TlsSession::handshake() {
-    for (;;) {
-        ERR_clear_error();
-        int r = SSL_do_handshake(ssl_);
-        if (send_pending() < 0) return -1;
-        if (r == 1) {
-            established_ = true;
-            return 1;
-        }
-        int err = SSL_get_error(ssl_, r);
-        if (err != SSL_ERROR_WANT_READ) return -1;
-        int n = pull();
-        if (n == 0) return -1;
-        if (n < 0) return errno == EAGAIN ? 0 : -1;
+    ERR_clear_error();
+    int r = SSL_do_handshake(ssl_);
+    if (send_pending() < 0) return -1;
+    if (r == 1) {
+        established_ = true;
+        return 1;
     }
+    int err = SSL_get_error(ssl_, r);
+    ERR_clear_error();
+    return err == SSL_ERROR_WANT_READ ? 0 : -1;
 }
 
+// No ERR_clear_error() before each call (it costs more than a tenth of a record): the queue is cleared
+// after every failure instead, and "wait for the socket" is told by our BIO having hit EAGAIN in this
+// very call, never by the queue, so an error another library left in it cannot pass for one of ours.
 long TlsSession::read(char* dst, std::size_t n) {
-    for (;;) {
-        ERR_clear_error();
-        std::size_t got = 0;
-        int r = SSL_read_ex(ssl_, dst, n, &got);
-        if (r == 1) return static_cast<long>(got);
-        int err = SSL_get_error(ssl_, r);
-        if (err == SSL_ERROR_ZERO_RETURN) return 0;
-        if (err == SSL_ERROR_WANT_WRITE) {  // post-handshake output (tickets, key update) first
-            int s = send_pending();
-            if (s < 0) return -1;
-            if (s == 1) {
-                errno = EAGAIN;
-                return -1;
-            }
-            continue;
-        }
-        if (err != SSL_ERROR_WANT_READ) {
-            errno = EIO;
-            return -1;
-        }
-        if (has_pending_output() && send_pending() < 0) return -1;
-        int p = pull();
-        if (p == 0) return 0;
-        if (p < 0) return -1;
+    again_ = false;
+    std::size_t got = 0;
+    if (SSL_read_ex(ssl_, dst, n, &got) == 1) return static_cast<long>(got);
+    if (again_) {
+        errno = EAGAIN;
+        return -1;
     }
+    int err = SSL_get_error(ssl_, 0);
+    ERR_clear_error();
+    if (err == SSL_ERROR_ZERO_RETURN || eof_) return 0;  // close_notify, or closed without one
+    errno = rerr_ ? rerr_ : EIO;
+    return -1;
 }
 
 std::size_t TlsSession::write_room() const {
-    std::size_t room = BIO_ctrl_get_write_guarantee(SSL_get_wbio(ssl_));
-    return room > kRecordOverhead * 4 ? room - kRecordOverhead * 4 : 0;
+    std::size_t used = out_len_ - out_off_ + kRecordOverhead * 4;
+    return used < kOutLimit ? kOutLimit - used : 0;
 }
 
 std::size_t TlsSession::write(const char* p, std::size_t n) {
     std::size_t total = 0;
-    while (n > 0 && write_room() > 0) {
+    while (n > 0 && !werr_ && write_room() > 0) {
         std::size_t take = n < 16384 ? n : 16384;
         if (take > write_room()) take = write_room();
         std::size_t done = 0;
-        ERR_clear_error();
-        if (SSL_write_ex(ssl_, p, take, &done) != 1) break;
+        if (SSL_write_ex(ssl_, p, take, &done) != 1) {  // fatal: our BIO never blocks
+            ERR_clear_error();
+            if (!werr_) werr_ = EIO;  // send_pending() reports it and the connection closes
+            break;
+        }
         total += done;
         p += done;
         n -= done;
@@ -256,6 +355,8 @@ TlsInfo TlsSession::info() const {
     X509_free(leaf);
     return t;
 }
+
+void TlsSession::release_buffers() { SSL_free_buffers(ssl_); }
 
 void TlsSession::shutdown() {
     ERR_clear_error();

@@ -1,7 +1,8 @@
 // TLS over a connection's socket with OpenSSL 3: the server context (certificates, verification,
-// ALPN, session tickets shared by all workers) and one session per connection. The session reads
-// ciphertext straight from the socket into a BIO pair and writes records into it, so a partly
-// written record never has to be re-encrypted: unsent ciphertext simply waits in the pair. No Python.
+// ALPN, session tickets shared by all workers) and one session per connection. The session's own BIO
+// reads ciphertext straight from the socket into OpenSSL's record buffer and sends each record as it is
+// made; what the socket does not take waits in the session, so a partly written record never has to be
+// re-encrypted. No Python.
 #pragma once
 
 #include <cstdint>
@@ -70,14 +71,25 @@ public:
     // Decrypted or undecrypted bytes already read from the socket (poll will not report them).
     bool has_buffered_input() const;
     void shutdown();  // queue close_notify
+    void release_buffers();  // frees OpenSSL's record buffers when they hold nothing (idle connection)
     TlsInfo info() const;
     SSL* ssl() const { return ssl_; }
 
 private:
-    int pull();  // recv ciphertext into the pair: > 0 bytes, 0 EOF, -1 errno
+    static BIO_METHOD* bio_method();
+    static int bio_write(BIO* b, const char* data, std::size_t n, std::size_t* written);
+    static int bio_read(BIO* b, char* dst, std::size_t n, std::size_t* got);
+    static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
+    void queue(const char* p, std::size_t n);  // ciphertext the socket did not take
+
     SSL* ssl_ = nullptr;
-    BIO* net_ = nullptr;  // our end of the pair
     int fd_;
+    char* out_ = nullptr;  // unsent ciphertext: [out_off_, out_len_) of out_cap_ bytes
+    std::size_t out_off_ = 0, out_len_ = 0, out_cap_ = 0;
+    int werr_ = 0;  // send error (errno), reported by send_pending()
+    int rerr_ = 0;  // recv error (errno)
+    bool eof_ = false;  // the peer closed its side
+    bool again_ = false;  // the last read stopped at EAGAIN
     bool established_ = false;
 };
 
