@@ -2,6 +2,7 @@
 import os
 import re
 import subprocess
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -46,6 +47,49 @@ def session_cpu_ticks(sid: int) -> int:
             continue
         total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
     return total
+
+
+def session_rss_kb(sid: int) -> int:
+    """Resident memory (KiB) summed over every process in session `sid`."""
+    total = 0
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                data = f.read()
+            if int(data[data.rfind(")") + 2:].split()[3]) != sid:
+                continue
+            with open(f"/proc/{entry.name}/statm") as f:
+                total += int(f.read().split()[1]) * page_kb
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class RssSampler:
+    """Peak of session_rss_kb(sid), sampled every `every` seconds in a thread while in use."""
+
+    def __init__(self, sid: int, every: float = 0.2):
+        self.sid, self.every, self.peak = sid, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while True:
+            self.peak = max(self.peak, session_rss_kb(self.sid))
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, session_rss_kb(self.sid))
 
 
 # ---------------------------------------------------------------- wrk
@@ -126,7 +170,9 @@ def measure(url: str, sid: int, server_core: int, duration: float, connections: 
     busy0, total0 = cpu_core_jiffies(server_core)
     cl0 = [cpu_core_jiffies(c) for c in client_cores]
     proc0 = session_cpu_ticks(sid)
-    parsed, raw = run_wrk(cmd, duration)
+    rss0 = session_rss_kb(sid)
+    with RssSampler(sid) as rss:
+        parsed, raw = run_wrk(cmd, duration)
     busy1, total1 = cpu_core_jiffies(server_core)
     cl1 = [cpu_core_jiffies(c) for c in client_cores]
     proc1 = session_cpu_ticks(sid)
@@ -136,6 +182,8 @@ def measure(url: str, sid: int, server_core: int, duration: float, connections: 
     res["core_total_s"] = (total1 - total0) / HZ
     res["core_util"] = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
     res["proc_cpu_s"] = (proc1 - proc0) / HZ
+    res["rss_start_kb"] = rss0  # after the warm-up, before the measured run
+    res["rss_peak_kb"] = rss.peak
     cb = sum(b[0] - a[0] for a, b in zip(cl0, cl1))
     ct = sum(b[1] - a[1] for a, b in zip(cl0, cl1))
     res["client_util"] = cb / ct if ct > 0 else None

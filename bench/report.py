@@ -4,6 +4,8 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
+from bench import targets
+
 
 def _vals(runs, key):
     return [r[key] for r in runs if r.get(key) is not None and not r.get("error")]
@@ -15,7 +17,7 @@ def summarize(runs: list) -> Optional[dict]:
         return None
     s = {"rounds": len(ok)}
     for key in ("rps", "p50_ms", "p99_ms", "core_us_per_req", "proc_us_per_req", "core_util",
-                "client_util", "core_bg_util"):
+                "client_util", "core_bg_util", "rss_start_kb", "rss_peak_kb"):
         v = _vals(ok, key)
         if v:
             s[key] = statistics.median(v)
@@ -171,7 +173,7 @@ def write_outputs(results: dict, results_dir: Path, stamp: str, baseline: str) -
         pj = results_dir / f"{stamp}-{sname}.json"
         pj.write_text(json.dumps({"meta": meta, "scenario": sname, **sc}, indent=1))
         written.append(pj)
-    parts = ["# luath benchmark: latest run", "", meta_block(meta), ""]
+    parts = ["# luath benchmark: latest run", "", meta_block(meta), "", targets.table(results)]
     for sname, sc in results["scenarios"].items():
         parts.append(scenario_table(sname, sc, baseline))
     parts.append(legend)
