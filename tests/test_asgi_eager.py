@@ -31,8 +31,7 @@ def _loops():
 
 
 @pytest.fixture(params=_loops())
-def server(request, start_server, monkeypatch):
-    monkeypatch.setenv("LUATH_ASGI_EAGER", "1")  # opt-in for now (see task_switch in src/luath/_asgi.py)
+def server(request, start_server):
     return start_server(EAGER, *ASGI_ARGS, "--loop", request.param)
 
 
@@ -50,12 +49,11 @@ def _json(r):
     return json.loads(r.body)
 
 
-def test_private_asyncio_api_is_there(monkeypatch):
+def test_private_asyncio_api_is_there():
     """The engine needs asyncio.tasks._enter_task/_leave_task (a private API): if a Python release
     changes them, this fails loudly (the worker then falls back to a Task per request)."""
     from luath._asgi import task_switch
 
-    monkeypatch.setenv("LUATH_ASGI_EAGER", "1")
     switch = task_switch()
     assert switch is not None, "asyncio.tasks._enter_task/_leave_task are gone"
     enter, leave = switch
@@ -292,7 +290,7 @@ def test_clean_shutdown_with_spare_task(loop):
     exit, also with a request still waiting."""
     port = free_port()
     proc = spawn(luath_cmd(EAGER, port, "--interface", "asgi", "--workers", "1", "--loop", loop,
-                           "--timeout-graceful-shutdown", "2"), env_extra={"LUATH_ASGI_EAGER": "1"})
+                           "--timeout-graceful-shutdown", "2"))
     try:
         wait_listening(proc, port)
         for path in ("/await-future", "/never-awaits", "/hello"):

@@ -41,11 +41,7 @@ def task_switch():
     """asyncio's private (_enter_task, _leave_task), which make a Task the current one while the
     engine drives a request's coroutine; None when this Python has not got them (tested in
     tests/test_asgi_eager.py so that a change in asyncio fails loudly)."""
-    # The eager start is opt-in (LUATH_ASGI_EAGER=1) until a stall it causes is fixed: under
-    # backpressure a streamed response can stop until the write timeout closes the connection
-    # (tests/test_asgi_big.py::test_download_64mib, about 1 run in 10 with eager start; never with a
-    # Task per request).
-    if os.environ.get("LUATH_ASGI_EAGER") != "1" or os.environ.get("LUATH_ASGI_TASK_PER_REQUEST") == "1":
+    if os.environ.get("LUATH_ASGI_TASK_PER_REQUEST") == "1":  # diagnostic: the Task-per-request path
         return None
     enter = getattr(asyncio.tasks, "_enter_task", None)
     leave = getattr(asyncio.tasks, "_leave_task", None)

@@ -755,14 +755,27 @@ void Connection::flush() {
         }
     } else {
         write_blocked_ = false;
-        if (state_ == State::WebSocket && timer.list == &server_.write_list()) {
-            // Everything written: the write timeout no longer applies; back to the ping timer.
+        if (timer.list == &server_.write_list()) {
+            // Everything written: the write timeout no longer applies (WebSocket: back to the ping timer).
             server_.write_list().remove(&timer);
-            ws_arm_timer();
+            if (state_ == State::WebSocket) ws_arm_timer();
         }
         if (state_ == State::Closing) {
             begin_linger();
             return;
+        }
+        if ((state_ == State::App || state_ == State::WebSocket) && waiting_drain_) {
+            // Drained here rather than in on_writable (this write took the rest): the handler waiting
+            // for the drain must hear of it now, or it waits for a writable event that never comes.
+            waiting_drain_ = false;
+            bool nested = in_handler_;
+            in_handler_ = true;
+            server_.handler().on_drain(*this);
+            in_handler_ = nested;
+            if (!nested && close_pending_) {
+                do_close();
+                return;
+            }
         }
         if (state_ == State::Head && !rbuf_) out_.release_memory();  // idle keep-alive: see above
     }
