@@ -135,21 +135,28 @@ class Supervisor:
     # -- workers
     def spawn(self, number: int) -> int:
         r, w = os.pipe()
+        # A SIGINT/SIGTERM sent to the new worker before it has its own handlers must not run the
+        # master's (inherited) ones, which would swallow it: blocked across the fork, the child lets it
+        # through once its handlers are the default ones (see _child).
+        stop_sigs = {signal.SIGINT, signal.SIGTERM}
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_sigs)
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            self._child(number, w)  # never returns
+            self._child(number, w, old_mask)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(w)
         self.workers[pid] = _Worker(pid, number, r, time.monotonic())
         log.debug("started worker %d (pid %d)", number, pid)
         return pid
 
-    def _child(self, number: int, ready_w: int) -> None:
+    def _child(self, number: int, ready_w: int, old_mask) -> None:
         code = 0
         try:
             signal.set_wakeup_fd(-1)
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a stop that came meanwhile ends us now
             for s in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
                 signal.signal(s, signal.SIG_IGN)
             signal.signal(signal.SIGUSR1, lambda *_: _logconfig.reopen_files())
