@@ -28,40 +28,36 @@ def cpu_core_jiffies(core: int) -> tuple:
     raise RuntimeError(f"cpu{core} not in /proc/stat")
 
 
-def session_cpu_ticks(sid: int) -> int:
-    """utime+stime (+ cutime+cstime of reaped children) summed over every
-    process in session `sid` -- i.e. the server and all its workers/threads."""
-    total = 0
+def _session_stats(sid: int):
+    """(pid, fields after the command name of /proc/PID/stat) for every process in session `sid`:
+    the server and all its workers.  fields[3] is the session; see proc(5)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat") as f:
                 data = f.read()
-        except OSError:
+            rest = data[data.rfind(")") + 2:].split()
+            if int(rest[3]) == sid:
+                yield entry.name, rest
+        except (OSError, ValueError, IndexError):
             continue
-        rest = data[data.rfind(")") + 2:].split()
-        # rest[0]=state(3) rest[1]=ppid rest[2]=pgrp rest[3]=session ...
-        # utime(14) stime(15) cutime(16) cstime(17) -> rest[11..14]
-        if int(rest[3]) != sid:
-            continue
-        total += int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
-    return total
+
+
+def session_cpu_ticks(sid: int) -> int:
+    """utime+stime (+ cutime+cstime of reaped children) summed over every
+    process in session `sid` -- i.e. the server and all its workers/threads."""
+    # utime(14) stime(15) cutime(16) cstime(17) are rest[11..14]
+    return sum(int(r[11]) + int(r[12]) + int(r[13]) + int(r[14]) for _, r in _session_stats(sid))
 
 
 def session_rss_kb(sid: int) -> int:
     """Resident memory (KiB) summed over every process in session `sid`."""
     total = 0
     page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in _session_stats(sid):
         try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                data = f.read()
-            if int(data[data.rfind(")") + 2:].split()[3]) != sid:
-                continue
-            with open(f"/proc/{entry.name}/statm") as f:
+            with open(f"/proc/{pid}/statm") as f:
                 total += int(f.read().split()[1]) * page_kb
         except (OSError, ValueError, IndexError):
             continue

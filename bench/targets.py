@@ -32,6 +32,16 @@ def _row(target: str, figure: str, ok: Optional[bool]) -> tuple:
     return target, figure, {True: "met", False: "**not met**", None: "not measured"}[ok]
 
 
+def _per_kind(rows: list, rs: dict, label: str, key: str, high: bool, judge) -> None:
+    """One row per luath server (WSGI, ASGI) against the best peer of its kind by `key`; `judge(mine,
+    best, name)` gives (figure, met) or None when the figure is missing."""
+    for kind, srv in LUATH.items():
+        mine = rs.get(srv, (None,))[0]
+        best, name = _best(_peers(rs, kind), key, high)
+        verdict = judge(mine, best, name) if mine and best else None
+        rows.append(_row(label.format(K=kind.upper()), *(verdict or ("-", None))))
+
+
 def evaluate(results: dict) -> list:
     """Rows (target, what was measured, verdict)."""
     rows = []
@@ -61,18 +71,13 @@ def evaluate(results: dict) -> list:
         rows.append(_row("plaintext ASGI: CPU/request <= 0.6x the best ASGI peer",
                          f"{a['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x", r <= 0.6))
     # JSON, 12 KiB, 1 MiB
+    def cpu(mine, best, name):
+        r = mine["core_us_per_req"] / best
+        return f"{mine['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x", r <= 0.85
+
     for scen in ("json", "12k", "1m"):
-        rs = _summ(results, scen)
-        for kind, srv in LUATH.items():
-            mine = rs.get(srv, (None,))[0]
-            best, name = _best(_peers(rs, kind), "core_us_per_req", False)
-            label = f"{scen} {kind.upper()}: CPU/request <= 0.85x the best {kind.upper()} peer"
-            if mine and best:
-                r = mine["core_us_per_req"] / best
-                rows.append(_row(label, f"{mine['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x",
-                                 r <= 0.85))
-            else:
-                rows.append(_row(label, "-", None))
+        _per_kind(rows, _summ(results, scen), scen + " {K}: CPU/request <= 0.85x the best {K} peer",
+                  "core_us_per_req", False, cpu)
     # pipelining
     pl = _summ(results, "pipeline")
     ng = pl.get("nginx", (None,))[0]
@@ -88,28 +93,20 @@ def evaluate(results: dict) -> list:
             rows.append(_row(label, "-", None))
     # upload: req/s and flat memory (peak RSS during the measured runs within 10% + 8 MiB of the RSS
     # the worker had before them, after its warm-up)
-    up = _summ(results, "upload")
-    for kind, srv in LUATH.items():
-        mine = up.get(srv, (None,))[0]
-        best, name = _best(_peers(up, kind), "rps", True)
-        label = f"1 MiB upload {kind.upper()}: req/s >= the best {kind.upper()} peer, flat memory"
-        if mine and best and mine.get("rss_peak_kb"):
-            flat = mine["rss_peak_kb_max"] <= mine["rss_start_kb_min"] * 1.10 + 8192
-            rows.append(_row(label, f"{mine['rps']:,.0f} vs {name} {best:,.0f} = {mine['rps'] / best:.2f}x; "
-                             f"RSS {mine['rss_start_kb_min'] / 1024:.0f} -> peak "
-                             f"{mine['rss_peak_kb_max'] / 1024:.0f} MiB", mine["rps"] >= best and flat))
-        else:
-            rows.append(_row(label, "-", None))
+    def upload(mine, best, name):
+        if not mine.get("rss_peak_kb"):
+            return None
+        flat = mine["rss_peak_kb_max"] <= mine["rss_start_kb_min"] * 1.10 + 8192
+        return (f"{mine['rps']:,.0f} vs {name} {best:,.0f} = {mine['rps'] / best:.2f}x; "
+                f"RSS {mine['rss_start_kb_min'] / 1024:.0f} -> peak {mine['rss_peak_kb_max'] / 1024:.0f} MiB",
+                mine["rps"] >= best and flat)
+
+    _per_kind(rows, _summ(results, "upload"), "1 MiB upload {K}: req/s >= the best {K} peer, flat memory",
+              "rps", True, upload)
     # 1,000 connections
-    c1k = _summ(results, "c1000")
-    for kind, srv in LUATH.items():
-        mine = c1k.get(srv, (None,))[0]
-        best, name = _best(_peers(c1k, kind), "p99_ms", False)
-        label = f"1,000 connections {kind.upper()}: p99 <= the best {kind.upper()} peer's"
-        if mine and best:
-            rows.append(_row(label, f"{mine['p99_ms']:.2f} vs {name} {best:.2f} ms", mine["p99_ms"] <= best))
-        else:
-            rows.append(_row(label, "-", None))
+    _per_kind(rows, _summ(results, "c1000"), "1,000 connections {K}: p99 <= the best {K} peer's", "p99_ms",
+              False, lambda mine, best, name: (f"{mine['p99_ms']:.2f} vs {name} {best:.2f} ms",
+                                               mine["p99_ms"] <= best))
     return rows
 
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import time
 
 import pytest
 
-from tests.apps.proc import HOST, Load, Proc, free_port, luath, wait_serving
+from tests.apps.proc import HOST, Load, Proc, free_port, get_via_proxy, luath, wait_serving
 from tests.conftest import SERVER_KIND
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
@@ -55,22 +53,7 @@ http {{
 
 
 def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
-    s = socket.socket()
-    s.settimeout(10)
-    s.bind((CLIENT_ADDR, 0))
-    s.connect((HOST, port))
-    with s:
-        req = f"GET {path} HTTP/1.1\r\nHost: app.example:{port}\r\nConnection: close\r\n"
-        req += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        s.sendall((req + "\r\n").encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    return get_via_proxy(port, path, headers, CLIENT_ADDR)[:2]
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
-from tests.apps.proc import HOST, Load, Proc, free_port, luath
+from tests.apps.proc import HOST, Load, Proc, free_port, get_via_proxy, luath
 from tests.conftest import SERVER_KIND
 
 
@@ -74,25 +73,7 @@ stream {{
 
 def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes, int]:
     """(status, body, the client's own port), from CLIENT_ADDR through nginx."""
-    s = socket.socket()
-    s.settimeout(10)
-    s.bind((CLIENT_ADDR, 0))
-    s.connect((HOST, port))
-    with s:
-        client_port = s.getsockname()[1]
-        req = f"GET {path} HTTP/1.1\r\nHost: app.example:{port}\r\nConnection: close\r\n"
-        req += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        s.sendall((req + "\r\n").encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    if not head:
-        raise ConnectionError("no response")
-    return int(head.split(b" ")[1]), body, client_port
+    return get_via_proxy(port, path, headers, CLIENT_ADDR)
 
 
 @pytest.fixture

@@ -87,6 +87,31 @@ def luath(*args: str) -> list[str]:
     return [sys.executable, "-m", "luath", *args]
 
 
+def get_via_proxy(port: int, path: str, headers: dict | None = None,
+                  client_addr: str = "127.0.0.2") -> tuple[int, bytes, int]:
+    """GET through a proxy (nginx) on 127.0.0.1:port from client_addr, so the client's address differs
+    from the proxy's own: (status, body, the client's own port)."""
+    s = socket.socket()
+    s.settimeout(10)
+    s.bind((client_addr, 0))
+    s.connect(("127.0.0.1", port))
+    with s:
+        client_port = s.getsockname()[1]
+        req = f"GET {path} HTTP/1.1\r\nHost: app.example:{port}\r\nConnection: close\r\n"
+        req += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        s.sendall((req + "\r\n").encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head:
+        raise ConnectionError("no response")
+    return int(head.split(b" ")[1]), body, client_port
+
+
 def request(addr, path: str = "/", headers: dict | None = None, timeout: float = 10.0,
             method: str = "GET") -> tuple[int, bytes]:
     """One request on a new connection (Connection: close); addr is (host, port) or a unix socket path."""
