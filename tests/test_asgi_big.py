@@ -120,6 +120,7 @@ def test_upload_100mib_bounded_memory(start_server):
     assert res["sha256"] == h.hexdigest()
     assert res["messages"] > 1, "a 100 MiB body must reach the app in several http.request messages"
     growth = max(samples) - rss_before
+    print(f"\n100 MiB upload: server RSS grew by at most {growth / MiB:.1f} MiB")
     assert growth < 64 * MiB, f"server RSS grew by {growth / MiB:.1f} MiB during a 100 MiB upload"
     hwm_growth = st1["VmHWM"] - max(st0["VmHWM"], rss_before)
     assert hwm_growth < 64 * MiB, f"server peak RSS (VmHWM) grew by {hwm_growth / MiB:.1f} MiB"

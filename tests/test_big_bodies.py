@@ -123,6 +123,7 @@ def test_upload_100mib_bounded_memory(start_server):
     assert res["sha256"] == h.hexdigest()
     assert 0 < res["largest_read"] <= 64 * 1024
     growth = max(samples) - rss_before
+    print(f"\n100 MiB upload: server RSS grew by at most {growth / MiB:.1f} MiB")
     assert growth < 64 * MiB, f"server RSS grew by {growth / MiB:.1f} MiB during a 100 MiB upload"
     hwm_growth = st1["VmHWM"] - max(st0["VmHWM"], rss_before)
     assert hwm_growth < 64 * MiB, f"server peak RSS (VmHWM) grew by {hwm_growth / MiB:.1f} MiB"

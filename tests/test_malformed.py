@@ -133,6 +133,12 @@ def test_duplicate_identical_host(server):
     check_rejected(server, raw, 400)
 
 
+@pytest.mark.parametrize("host", [b"a b", b"a/b", b"a@b", b"a:port", b"[::1"])
+def test_invalid_host_value(server, host):
+    r = check_rejected(server, b"GET /marker HTTP/1.1\r\nHost: " + host + b"\r\n\r\n", 400)
+    assert r.body == b"invalid host header\n"
+
+
 def test_missing_host_http10_is_fine(server):
     with server.connect() as c:
         c.send(b"GET /marker HTTP/1.0\r\n\r\n")

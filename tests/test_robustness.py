@@ -74,6 +74,7 @@ def test_limit_concurrency_503_and_closed(start_server):
                 r = extra.read_response()
                 assert r.status == 503, r
                 assert "close" in r.connection_tokens(), r
+                assert r.header("date", "").endswith(" GMT"), r  # an origin server with a clock sends Date
                 assert b"MARKER" not in r.body
                 closed, rest = extra.wait_closed(5)
                 assert closed and rest == b""

@@ -28,7 +28,7 @@ const char* error_name(Error e) {
 #define N(x) case Error::x: return #x;
         N(None) N(BadRequestLine) N(BadMethod) N(BadTarget) N(BadVersion) N(UnsupportedVersion) N(TargetTooLong)
         N(HeadTooLarge) N(TooManyHeaders) N(BadHeaderName) N(SpaceBeforeColon) N(BadHeaderValue) N(ObsFold)
-        N(BareLF) N(MissingHost) N(DuplicateHost) N(BadContentLength) N(ConflictingContentLength)
+        N(BareLF) N(MissingHost) N(DuplicateHost) N(BadHost) N(BadContentLength) N(ConflictingContentLength)
         N(ContentLengthWithTransferEncoding) N(TransferEncodingNotChunked) N(TransferEncodingOnHttp10)
         N(UnknownTransferCoding) N(BodyTooLarge) N(BadChunkSize) N(BadChunkExtension) N(BadChunkData)
         N(BadTrailer)

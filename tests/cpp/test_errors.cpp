@@ -20,7 +20,7 @@ TEST(ErrorInfo, Statuses) {
     EXPECT_EQ(error_info(Error::UnsupportedVersion).status, 505);
     for (Error e : {Error::BadRequestLine, Error::BadMethod, Error::BadTarget, Error::BadVersion,
                     Error::BadHeaderName, Error::SpaceBeforeColon, Error::BadHeaderValue, Error::ObsFold,
-                    Error::BareLF, Error::MissingHost, Error::DuplicateHost, Error::BadContentLength,
+                    Error::BareLF, Error::MissingHost, Error::DuplicateHost, Error::BadHost, Error::BadContentLength,
                     Error::ConflictingContentLength, Error::ContentLengthWithTransferEncoding,
                     Error::TransferEncodingNotChunked, Error::TransferEncodingOnHttp10, Error::BadChunkSize,
                     Error::BadChunkExtension, Error::BadChunkData, Error::BadTrailer}) {

@@ -25,6 +25,7 @@ ErrorInfo error_info(Error e) {
         case Error::BareLF: return {400, kBadRequest, "bare cr or lf"};
         case Error::MissingHost: return {400, kBadRequest, "missing host header"};
         case Error::DuplicateHost: return {400, kBadRequest, "duplicate host header"};
+        case Error::BadHost: return {400, kBadRequest, "invalid host header"};
         case Error::BadContentLength: return {400, kBadRequest, "invalid content-length"};
         case Error::ConflictingContentLength: return {400, kBadRequest, "conflicting content-length"};
         case Error::ContentLengthWithTransferEncoding:

@@ -23,6 +23,7 @@ enum class Error : std::uint8_t {
     BareLF,                // 400 LF not preceded by CR, or CR not followed by LF
     MissingHost,           // 400 HTTP/1.1 request without Host
     DuplicateHost,         // 400 more than one Host
+    BadHost,               // 400 a Host value that is not uri-host [ ":" port ] (RFC 9112 3.2)
     BadContentLength,      // 400 Content-Length not 1*DIGIT, or overflows
     ConflictingContentLength,    // 400 several Content-Length values that differ
     ContentLengthWithTransferEncoding,  // 400 both present

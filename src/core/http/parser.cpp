@@ -363,7 +363,7 @@ Error finish(Request& req, const Semantics& s, const Limits& limits) {
     if (s.host_count > 1) return Error::DuplicateHost;
     if (s.host_count == 0 && req.version_minor == 1) return Error::MissingHost;
     // RFC 9112 3.2: 400 for a Host with an invalid value. Host = uri-host [ ":" port ]; empty is allowed.
-    if (!s.host.empty() && !valid_authority(s.host, false)) return Error::BadHeaderValue;
+    if (!s.host.empty() && !valid_authority(s.host, false)) return Error::BadHost;
     return finish_rest(req, s, limits);
 }
 

@@ -162,17 +162,19 @@ void Server::accept_from(Listener& l) {
     // Over the connection limit (or out of descriptors): 503 with Connection: close, closed at once.
     // What the client already sent is read first so that close() does not reset the connection
     // before the 503 reaches it.
-    auto refuse = [](int fd) {
+    auto refuse = [this](int fd) {
         char sink[4096];
         for (int k = 0; k < 4 && ::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++k) {
         }
         const http::Canned r = http::canned_response(503);
-        struct iovec iov[3] = {{const_cast<char*>(r.head.data()), r.head.size()},
+        const std::string_view date = date_line();
+        struct iovec iov[4] = {{const_cast<char*>(r.head.data()), r.head.size()},
+                               {const_cast<char*>(date.data()), date.size()},
                                {const_cast<char*>("\r\n"), 2},
                                {const_cast<char*>(r.body.data()), r.body.size()}};
         msghdr msg{};
         msg.msg_iov = iov;
-        msg.msg_iovlen = 3;
+        msg.msg_iovlen = 4;
         (void)::sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         ::shutdown(fd, SHUT_WR);
         ::close(fd);
