@@ -67,6 +67,25 @@ async def form(request):
     return JsonResponse({"name": request.POST.get("name"), "tags": request.POST.getlist("tag")})
 
 
+_background = set()  # strong references: the loop keeps only weak ones to tasks
+
+
+async def _write_marker(path: str) -> None:
+    await asyncio.sleep(1.0)
+    with open(path, "w") as f:
+        f.write("django-bg-done")
+
+
+@csrf_exempt
+async def bg(request):
+    """Django has no background-task API: an async view starts a task on the running loop (the usual
+    idiom), which must run on after the response has gone out."""
+    task = asyncio.get_running_loop().create_task(_write_marker(request.GET["path"]))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return JsonResponse({"scheduled": True})
+
+
 async def error(request):
     raise RuntimeError("django-view-error")
 
@@ -82,6 +101,7 @@ urlpatterns = [
     path("stream", stream),
     path("upload", upload),
     path("form", form),
+    path("bg", bg),
     path("error", error),
     path("text", text),
 ]
