@@ -299,8 +299,13 @@ def test_vanishing_clients(start_server, stage):
             assert wait_until(lambda: (lambda st: st["calls"] >= 1 and st["closes"] == st["calls"])(
                 _stats(srv, tag)), 15, 0.1), _stats(srv, tag)
             st = _stats(srv, tag)
-            if stage in ("mid-upload", "mid-download"):
-                assert st["calls"] == per_round, st
+            if stage == "mid-download":
+                assert st["calls"] == per_round, st  # each client had part of its response
+            elif stage == "mid-upload":
+                # A FIN leaves the sent bytes readable, so those half always reach the app; a reset
+                # that arrives before the worker has read the head discards it unread (seen on a
+                # loaded machine), so those may never become a call.
+                assert per_round // 2 <= st["calls"] <= per_round, st
             elif stage == "app-running":
                 assert st["calls"] >= per_round // 2, st  # most were read before the client left
         assert _probe(srv.port)[1] == 200
