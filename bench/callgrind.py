@@ -256,8 +256,13 @@ def free_port():
 class Client:
     """One keep-alive connection, one request in flight (like one wrk connection)."""
 
-    def __init__(self, port, timeout=60):
-        self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+    def __init__(self, port, timeout=60, body=None):
+        if body is None:
+            self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+        else:  # wrk's upload.lua: a POST with Content-Length
+            self.req = (b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                        b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                        % (port, len(body))) + body
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -367,7 +372,7 @@ def measure_window(py, cfg, n, warmup, debug_dir):
     srv = Server(py, cfg, out, debug_dir)
     try:
         up = srv.wait_up()
-        c = Client(srv.port)
+        c = Client(srv.port, body=cfg.get("body"))
         check_first(c)
         c.run(warmup)
         time.sleep(0.2)
@@ -406,7 +411,7 @@ def measure_restart(py, cfg, n, warmup, debug_dir):
         srv = Server(py, cfg, out, debug_dir)
         try:
             srv.wait_up()
-            c = Client(srv.port)
+            c = Client(srv.port, body=cfg.get("body"))
             check_first(c)
             c.run(warmup + count)
             c.close()
@@ -614,8 +619,16 @@ def configs(uvloop_ok, only):
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
     cs.append({"name": "asgi-asyncio", "app": "bench.apps.asgi_hello:app",
                "args": ["--interface", "asgi", "--loop", "asyncio"]})
+    # 1 MiB POST bodies read fully by the app (the upload scenario); not in the default set (slow
+    # under valgrind): --configs asgi-upload,wsgi-upload, with fewer requests (e.g. -n 40 --warmup 10)
+    upload = b"x" * (1024 * 1024)
+    extra = [{"name": "wsgi-upload", "app": "bench.apps.wsgi_hello:upload_app", "body": upload,
+              "args": ["--interface", "wsgi"]},
+             {"name": "asgi-upload", "app": "bench.apps.asgi_hello:upload_app", "body": upload,
+              "args": ["--interface", "asgi", "--loop", "uvloop" if uvloop_ok else "asyncio"]}]
     if only:
         want = set(only.split(","))
+        cs += [c for c in extra if c["name"] in want]
         cs = [c for c in cs if c["name"] in want or c["name"].split("-")[0] in want]
     return cs
 
