@@ -820,7 +820,10 @@ PyObject* Handler::receive(Exchange* ex) {
     // Wait: for body bytes, or (the request fully read) for the client to leave.
     PyObject* fut = PyObject_CallNoArgs(opts_.create_future.get());
     if (!fut) return nullptr;
-    if (!ex->request_done) c.arm_body_timeout();
+    if (!ex->request_done) {
+        c.arm_body_timeout();
+        c.set_body_wanted(true);  // the bytes go from the socket straight into the message
+    }
     ex->pending_receive = fut;
     Py_INCREF(fut);
     wake();
@@ -836,6 +839,7 @@ void Handler::fulfil_receive(Exchange* ex) {
         return;
     }
     ex->conn->cancel_body_timeout();
+    ex->conn->set_body_wanted(false);
     PyObject* fut = ex->pending_receive;
     ex->pending_receive = nullptr;
     py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, msg));

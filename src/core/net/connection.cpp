@@ -344,6 +344,15 @@ void Connection::resume_reading() {
 }
 
 void Connection::read_during_app() {
+    if (body_wanted_ && framing_ == http::Framing::ContentLength && !body_done_ && rstart_ == rend_) {
+        // The handler reads the socket itself, straight into its message.
+        std::uint64_t before = body_left_;
+        server_.handler().on_input(*this);
+        if (state_ != State::App) return;
+        if (body_left_ == before) body_wanted_ = false;  // it took nothing: read into the buffer next time
+        update_poll();
+        return;
+    }
     if (!ensure_buffer()) {
         close();
         return;
@@ -520,6 +529,7 @@ void Connection::dispatch(const http::Request& req) {
         }
     }
     expect_continue_ = req.expect_continue && !body_done_;
+    body_wanted_ = false;
     keep_alive_ = req.keep_alive;
     waiting_drain_ = false;
     state_ = State::App;
