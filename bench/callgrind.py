@@ -544,7 +544,8 @@ def write_report(meta, rows, results_dir, top_n):
     L.append(f"- commit: {meta['commit']}{' + uncommitted src changes' if meta['src_dirty'] else ''}  ")
     L.append(f"- Python {meta['python']}, uvloop {meta['uvloop'] or 'not installed'}, "
              f"{meta['valgrind']}  ")
-    L.append(f"- {meta['requests']} keep-alive `GET /` (wrk's request bytes) on one connection, "
+    L.append(f"- {meta['requests']} keep-alive `GET /` (wrk's request bytes; the -upload configs: "
+             f"`POST /upload` with a 1 MiB body) on one connection, "
              f"after {meta['warmup']} warmup requests; per request = difference of two windows "
              f"(method: {', '.join(sorted(set(r['method'] for r in rows.values())))})  ")
     L.append(f"- {meta['symbols']}  ")
@@ -619,8 +620,8 @@ def configs(uvloop_ok, only):
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
     cs.append({"name": "asgi-asyncio", "app": "bench.apps.asgi_hello:app",
                "args": ["--interface", "asgi", "--loop", "asyncio"]})
-    # 1 MiB POST bodies read fully by the app (the upload scenario); not in the default set (slow
-    # under valgrind): --configs asgi-upload,wsgi-upload, with fewer requests (e.g. -n 40 --warmup 10)
+    # 1 MiB POST bodies read fully by the app (the upload scenario); not in the default set (each
+    # request moves 1 MiB under valgrind): --configs asgi-upload,wsgi-upload -n 200 --warmup 50
     upload = b"x" * (1024 * 1024)
     extra = [{"name": "wsgi-upload", "app": "bench.apps.wsgi_hello:upload_app", "body": upload,
               "args": ["--interface", "wsgi"]},
@@ -642,7 +643,9 @@ def parse_args(argv):
                    help="N: requests per window difference (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=500, help="unmeasured requests first")
     p.add_argument("--configs", default="",
-                   help="comma list of wsgi, asgi-uvloop, asgi-asyncio (or asgi); default all")
+                   help="comma list of wsgi, wsgi-json, wsgi-threads4, asgi-uvloop, asgi-asyncio (or asgi); "
+                        "default all of those. Only by name: wsgi-upload, asgi-upload (1 MiB POSTs; "
+                        "use e.g. -n 200 --warmup 50)")
     p.add_argument("--method", choices=("auto", "window", "restart"), default="auto",
                    help="window: callgrind_control zero/dump in one run; restart: two runs")
     p.add_argument("--top", type=int, default=15, help="functions listed per config in the md")
