@@ -78,15 +78,18 @@ def upload(srv, target: str, body: bytes, headers: dict | None = None, timeout: 
 # ------------------------------------------------------------------------------ message sizes
 
 @pytest.mark.parametrize("pace", ["eager", "slow-start", "slow"])
-def test_messages_bounded_by_cap_and_few(server, pace):
-    """8 MiB in messages of at most 1 MiB, and in far fewer of them than one per 16 KiB read
-    (the old design: about 512); the app eager, late to start, or slow between messages."""
+def test_messages_bounded_by_cap(server, pace):
+    """8 MiB in messages of at most 1 MiB, more_body right; the app eager (it may get what each TCP
+    segment brings: small messages are right then), late to start, or slow between messages. An app
+    slower than the client gets far fewer messages than one per 16 KiB read (the old design: ~512)."""
     q = {"eager": "", "slow-start": "first=0.5", "slow": "first=0.3&each=0.02"}[pace]
     body = body_of(8 * MiB + 123)
     sizes = check_messages(upload(server, f"/upload-log?{q}", body), body)
-    assert len(sizes) <= len(body) // (4 * OLD_READ), \
-        f"{len(sizes)} messages for 8 MiB: the body still arrives about one socket read at a time"
-    assert max(sizes) > 4 * OLD_READ, sizes
+    if pace != "eager":
+        assert max(sizes) > 4 * OLD_READ, sizes
+    if pace == "slow":
+        assert len(sizes) <= len(body) // (4 * OLD_READ), \
+            f"{len(sizes)} messages for 8 MiB: the body still arrives about one socket read at a time"
 
 
 def test_message_takes_what_is_buffered_up_to_the_cap(server):
@@ -112,7 +115,7 @@ def test_more_body_false_on_the_message_with_the_last_bytes(server):
         c.send(build_request("POST", "/upload-log", headers={"Content-Length": str(len(body))},
                              port=server.port))
         c.sock.sendall(body[:-1])
-        time.sleep(0.3)
+        time.sleep(0.5)
         c.sock.sendall(body[-1:])
         r = c.read_response()
     res = json.loads(r.body)
