@@ -256,8 +256,13 @@ def free_port():
 class Client:
     """One keep-alive connection, one request in flight (like one wrk connection)."""
 
-    def __init__(self, port, timeout=60):
-        self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+    def __init__(self, port, timeout=60, body=None):
+        if body is None:
+            self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
+        else:  # wrk's upload.lua: a POST with Content-Length
+            self.req = (b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                        b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                        % (port, len(body))) + body
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
@@ -367,7 +372,7 @@ def measure_window(py, cfg, n, warmup, debug_dir):
     srv = Server(py, cfg, out, debug_dir)
     try:
         up = srv.wait_up()
-        c = Client(srv.port)
+        c = Client(srv.port, body=cfg.get("body"))
         check_first(c)
         c.run(warmup)
         time.sleep(0.2)
@@ -406,7 +411,7 @@ def measure_restart(py, cfg, n, warmup, debug_dir):
         srv = Server(py, cfg, out, debug_dir)
         try:
             srv.wait_up()
-            c = Client(srv.port)
+            c = Client(srv.port, body=cfg.get("body"))
             check_first(c)
             c.run(warmup + count)
             c.close()
@@ -539,7 +544,8 @@ def write_report(meta, rows, results_dir, top_n):
     L.append(f"- commit: {meta['commit']}{' + uncommitted src changes' if meta['src_dirty'] else ''}  ")
     L.append(f"- Python {meta['python']}, uvloop {meta['uvloop'] or 'not installed'}, "
              f"{meta['valgrind']}  ")
-    L.append(f"- {meta['requests']} keep-alive `GET /` (wrk's request bytes) on one connection, "
+    L.append(f"- {meta['requests']} keep-alive `GET /` (wrk's request bytes; the -upload configs: "
+             f"`POST /upload` with a 1 MiB body) on one connection, "
              f"after {meta['warmup']} warmup requests; per request = difference of two windows "
              f"(method: {', '.join(sorted(set(r['method'] for r in rows.values())))})  ")
     L.append(f"- {meta['symbols']}  ")
@@ -614,8 +620,16 @@ def configs(uvloop_ok, only):
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
     cs.append({"name": "asgi-asyncio", "app": "bench.apps.asgi_hello:app",
                "args": ["--interface", "asgi", "--loop", "asyncio"]})
+    # 1 MiB POST bodies read fully by the app (the upload scenario); not in the default set (each
+    # request moves 1 MiB under valgrind): --configs asgi-upload,wsgi-upload -n 200 --warmup 50
+    upload = b"x" * (1024 * 1024)
+    extra = [{"name": "wsgi-upload", "app": "bench.apps.wsgi_hello:upload_app", "body": upload,
+              "args": ["--interface", "wsgi"]},
+             {"name": "asgi-upload", "app": "bench.apps.asgi_hello:upload_app", "body": upload,
+              "args": ["--interface", "asgi", "--loop", "uvloop" if uvloop_ok else "asyncio"]}]
     if only:
         want = set(only.split(","))
+        cs += [c for c in extra if c["name"] in want]
         cs = [c for c in cs if c["name"] in want or c["name"].split("-")[0] in want]
     return cs
 
@@ -629,7 +643,9 @@ def parse_args(argv):
                    help="N: requests per window difference (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=500, help="unmeasured requests first")
     p.add_argument("--configs", default="",
-                   help="comma list of wsgi, asgi-uvloop, asgi-asyncio (or asgi); default all")
+                   help="comma list of wsgi, wsgi-json, wsgi-threads4, asgi-uvloop, asgi-asyncio (or asgi); "
+                        "default all of those. Only by name: wsgi-upload, asgi-upload (1 MiB POSTs; "
+                        "use e.g. -n 200 --warmup 50)")
     p.add_argument("--method", choices=("auto", "window", "restart"), default="auto",
                    help="window: callgrind_control zero/dump in one run; restart: two runs")
     p.add_argument("--top", type=int, default=15, help="functions listed per config in the md")

@@ -3,7 +3,7 @@
 Routes mirror tests/apps/basic.py where the HTTP behaviour is the same (``/``, ``/query``,
 ``/echo``, ``/noread``, ``/cl``, ``/gen``, ``/big``, ``/upload``, ``/status/N``, ``/marker``,
 ``/__stats``) so that the protocol tests written for WSGI can be re-run unchanged against the
-ASGI path; the ASGI-specific routes (``/scope``, ``/disconnect``, ``/pathsend``, ``/trailers``,
+ASGI path; the ASGI-specific routes (``/scope``, ``/disconnect``, ``/upload-log``, ``/pathsend``, ``/trailers``,
 ``/misuse/...``, ...) are below.
 
 Observable state lives in module-level dicts and is read through ``/__stats?tag=``; run the server
@@ -243,6 +243,36 @@ async def app(scope, receive, send):
                 break
         return await _send_json(send, {"bytes": total, "sha256": h.hexdigest(), "largest_read": biggest,
                                        "messages": messages})
+
+    if path == "/upload-log":
+        # The body message by message, paced: ?first=S before the first receive(), ?each=S before
+        # each later one. Reports {"bytes", "sha256", "messages": [[len, more_body], ...]}; with a
+        # tag, FLAGS[tag] follows along ({"state": "reading"|"done"|"disconnected", "bytes", "n"}).
+        h = hashlib.sha256()
+        total, msgs = 0, []
+        first, each = float(q.get("first", 0)), float(q.get("each", 0))
+        if tag:
+            FLAGS[tag] = {"state": "waiting", "bytes": 0, "n": 0}
+        if first:
+            await asyncio.sleep(first)
+        while True:
+            m = await receive()
+            if m["type"] == "http.disconnect":
+                if tag:
+                    FLAGS[tag] = {"state": "disconnected", "bytes": total, "n": len(msgs), "at": time.time()}
+                return
+            piece = m.get("body", b"")
+            more = m.get("more_body", False)
+            msgs.append([len(piece), more])
+            total += len(piece)
+            h.update(piece)
+            if tag:
+                FLAGS[tag] = {"state": "reading" if more else "done", "bytes": total, "n": len(msgs)}
+            if not more:
+                break
+            if each:
+                await asyncio.sleep(each)
+        return await _send_json(send, {"bytes": total, "sha256": h.hexdigest(), "messages": msgs})
 
     # ------------------------------------------------------------------ scope
     if path.startswith("/scope") or path.startswith("/caf"):

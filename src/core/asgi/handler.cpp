@@ -738,30 +738,60 @@ void Handler::complete(Exchange* ex) {
 
 // ------------------------------------------------------------------ receive
 
+// The next http.request message: every body byte here now (buffered, then what the socket holds),
+// up to kMaxReceive, read into the message's bytes object in place (sized for the message, shrunk to
+// what came). Null with no error set when nothing is here yet (wait) or the body failed
+// (c.body_failed()). Reading stops at the cap: the rest stays in the socket until the app asks again.
 PyObject* Handler::take_body(Exchange* ex) {
     net::Connection& c = *ex->conn;
-    if (!ex->started) c.continue_async();
-    std::string buf;
-    for (;;) {
-        std::string_view v = c.body_peek(false);
-        if (v.empty()) break;
-        std::size_t room = static_cast<std::size_t>(kMaxReceive) - buf.size();
-        if (v.size() > room) v = v.substr(0, room);
-        buf.append(v.data(), v.size());
-        c.body_consume(v.size());
-        if (buf.size() >= static_cast<std::size_t>(kMaxReceive)) break;
+    if (!ex->started) c.continue_async();  // Expect: 100-continue: the app asks for the body now
+    py::Ref body;
+    if (!c.body_done()) {
+        std::int64_t left = c.body_remaining();  // -1: chunked
+        Py_ssize_t want = left >= 0 && left < kMaxReceive ? static_cast<Py_ssize_t>(left) : kMaxReceive;
+        if (spare_body_ && PyBytes_GET_SIZE(spare_body_.get()) >= want) {
+            body = std::move(spare_body_);
+        } else {
+            body = py::Ref::steal(PyBytes_FromStringAndSize(nullptr, want));
+            if (!body) return nullptr;
+        }
+        std::int64_t got = c.body_read_now(PyBytes_AS_STRING(body.get()), static_cast<std::size_t>(want));
+        if (got < 0) return nullptr;  // c.body_failed()
+        if (got == 0) {
+            // Nothing yet: the bytes object serves the next try (no allocation per empty poll).
+            if (!spare_body_ || PyBytes_GET_SIZE(body.get()) > PyBytes_GET_SIZE(spare_body_.get()))
+                spare_body_ = std::move(body);
+            body.reset();
+            if (!c.body_done()) return nullptr;
+        } else if (got < PyBytes_GET_SIZE(body.get())) {
+            PyObject* b = body.release();
+            if (_PyBytes_Resize(&b, static_cast<Py_ssize_t>(got)) < 0) return nullptr;  // b freed
+            body = py::Ref::steal(b);
+        }
     }
-    if (c.body_failed()) return nullptr;
-    if (buf.empty() && !c.body_done()) return nullptr;  // nothing yet: wait
     c.resume_reading();
     py::Ref msg = py::Ref::steal(PyDict_Copy(K.request_msg));  // type, body b"", more_body False
     if (!msg) return nullptr;
-    if (!buf.empty() &&
-        !py::set_steal(msg.get(), K.body, PyBytes_FromStringAndSize(buf.data(), static_cast<Py_ssize_t>(buf.size()))))
-        return nullptr;
+    if (body && PyDict_SetItem(msg.get(), K.body, body.get()) < 0) return nullptr;
     if (!c.body_done() && PyDict_SetItem(msg.get(), K.more_body, Py_True) < 0) return nullptr;
     if (c.body_done()) ex->request_done = true;
     return msg.release();
+}
+
+// The body failed while the app reads it (malformed, over --max-body-size, or the client left): a
+// 400/413 if nothing was sent yet, the connection closes, and the app hears http.disconnect.
+void Handler::body_failed(Exchange* ex) {
+    net::Connection* conn = ex->conn;
+    if (!conn->peer_closed() && !ex->w->headers_sent()) {
+        ex->w->cancel_headers();
+        conn->queue_canned(http::error_response(conn->body_error()));
+        detach(ex, true);
+        conn->finish_response();  // closes after the error response (the body is not done)
+    } else {
+        detach(ex, true);
+        conn->abort();
+    }
+    wake();
 }
 
 PyObject* Handler::receive(Exchange* ex) {
@@ -772,39 +802,28 @@ PyObject* Handler::receive(Exchange* ex) {
     }
     net::Connection& c = *ex->conn;
     if (!ex->request_done) {
-        if (c.body_done() && !ex->request_done) {
-            // No body, or all of it already taken: one last (empty) message.
-            PyObject* msg = take_body(ex);
-            if (msg) {
-                PyObject* r = ready(msg);
-                Py_DECREF(msg);
-                return r;
-            }
-        } else {
-            PyObject* msg = take_body(ex);
-            if (msg) {
-                PyObject* r = ready(msg);
-                Py_DECREF(msg);
-                wake();
-                return r;
-            }
-            if (PyErr_Occurred()) return nullptr;
-            if (c.body_failed()) {
-                // A malformed body: answer 400 if nothing was sent yet, and tell the app the client left.
-                if (!ex->w->headers_sent()) c.queue_canned(http::error_response(c.body_error()));
-                net::Connection* conn = ex->conn;
-                detach(ex, true);
-                conn->abort();
-                py::Ref msg2 = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
-                wake();
-                return msg2 ? ready(msg2.get()) : nullptr;
-            }
+        // Whatever body is here already completes the receive at once: no Future, no loop trip.
+        PyObject* msg = take_body(ex);
+        if (msg) {
+            PyObject* r = ready(msg);
+            Py_DECREF(msg);
+            wake();
+            return r;
+        }
+        if (PyErr_Occurred()) return nullptr;
+        if (c.body_failed()) {
+            body_failed(ex);
+            py::Ref msg2 = py::Ref::steal(PyDict_Copy(K.disconnect_msg));
+            return msg2 ? ready(msg2.get()) : nullptr;
         }
     }
     // Wait: for body bytes, or (the request fully read) for the client to leave.
     PyObject* fut = PyObject_CallNoArgs(opts_.create_future.get());
     if (!fut) return nullptr;
-    if (!ex->request_done) c.arm_body_timeout();
+    if (!ex->request_done) {
+        c.arm_body_timeout();
+        c.set_body_wanted(true);  // the bytes go from the socket straight into the message
+    }
     ex->pending_receive = fut;
     Py_INCREF(fut);
     wake();
@@ -816,9 +835,11 @@ void Handler::fulfil_receive(Exchange* ex) {
     PyObject* msg = take_body(ex);
     if (!msg) {
         if (PyErr_Occurred()) PyErr_Clear();
+        if (ex->conn && ex->conn->body_failed()) body_failed(ex);  // resolves the future: http.disconnect
         return;
     }
     ex->conn->cancel_body_timeout();
+    ex->conn->set_body_wanted(false);
     PyObject* fut = ex->pending_receive;
     ex->pending_receive = nullptr;
     py::Ref r = py::Ref::steal(PyObject_CallMethodOneArg(fut, K.set_result, msg));

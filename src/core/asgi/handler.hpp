@@ -166,6 +166,7 @@ private:
     PyObject* tls_extensions(net::Connection& c);
     PyObject* take_body(Exchange* ex);        // an http.request message, or null with no error: wait
     void fulfil_receive(Exchange* ex);
+    void body_failed(Exchange* ex);
     void app_finished(Exchange* ex, bool failed);
     void complete(Exchange* ex);
     void detach(Exchange* ex, bool disconnected);
@@ -183,6 +184,7 @@ private:
     std::vector<NameSlot> names_;
     std::size_t nnames_ = 0;
     std::string scratch_;
+    py::Ref spare_body_;         // a body bytes object a receive found nothing for, kept for the next
     py::Ref scope_template_;     // every scope key in order, constants set: copied per request (no resize)
     // What the template holds now (borrowed: the template keeps each alive; see refresh_template).
     PyObject* t_version_ = nullptr;

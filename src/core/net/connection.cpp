@@ -344,6 +344,15 @@ void Connection::resume_reading() {
 }
 
 void Connection::read_during_app() {
+    if (body_wanted_ && framing_ == http::Framing::ContentLength && !body_done_ && rstart_ == rend_) {
+        // The handler reads the socket itself, straight into its message.
+        std::uint64_t before = body_left_;
+        server_.handler().on_input(*this);
+        if (state_ != State::App) return;
+        if (body_left_ == before) body_wanted_ = false;  // it took nothing: read into the buffer next time
+        update_poll();
+        return;
+    }
     if (!ensure_buffer()) {
         close();
         return;
@@ -520,6 +529,7 @@ void Connection::dispatch(const http::Request& req) {
         }
     }
     expect_continue_ = req.expect_continue && !body_done_;
+    body_wanted_ = false;
     keep_alive_ = req.keep_alive;
     waiting_drain_ = false;
     state_ = State::App;
@@ -717,6 +727,69 @@ std::string_view Connection::body_peek(bool block) {
         rend_ = static_cast<std::uint32_t>(r);
     }
     return {rbuf_ + piece_off_, piece_len_};
+}
+
+std::int64_t Connection::body_read_now(char* dst, std::size_t n) {
+    if (body_failed_) return -1;
+    std::size_t got = 0;
+    if (framing_ == http::Framing::ContentLength) {
+        if (n > body_left_) n = static_cast<std::size_t>(body_left_);
+        std::uint32_t avail = rend_ - rstart_;
+        std::size_t take = avail < n ? avail : n;
+        if (take) std::memcpy(dst, rbuf_ + rstart_, take);
+        rstart_ += static_cast<std::uint32_t>(take);
+        got = take;
+        // The buffer is empty now (or n is reached): the next body bytes are the socket's.
+        while (got < n) {
+            std::size_t want = n - got;
+            long r = io_recv(dst + got, want);
+            if (r > 0) {
+                got += static_cast<std::size_t>(r);
+                // Plaintext: a short read emptied the socket (skip the recv that would say EAGAIN).
+                // TLS hands over one record per read: read until it says there is no more.
+                if (!tls_ && static_cast<std::size_t>(r) < want) break;
+                continue;
+            }
+            if (r < 0 && errno == EAGAIN) break;
+            peer_closed_ = true;  // the client went away mid-body (or the read failed)
+            body_failed_ = true;
+            return -1;
+        }
+        body_left_ -= got;
+        if (body_left_ == 0) body_done_ = true;
+        return static_cast<std::int64_t>(got);
+    }
+    if (framing_ != http::Framing::Chunked) return 0;
+    bool drained = false;
+    while (got < n) {
+        std::string_view v = body_peek(false);
+        if (!v.empty()) {
+            std::size_t take = v.size() < n - got ? v.size() : n - got;
+            std::memcpy(dst + got, v.data(), take);
+            body_consume(take);
+            got += take;
+            continue;
+        }
+        if (body_failed_) return -1;
+        if (body_done_ || drained) break;
+        // Everything buffered was decoded: read more into the (emptied) buffer.
+        if (!ensure_buffer()) {
+            body_failed_ = true;
+            return -1;
+        }
+        rstart_ = rend_ = 0;
+        long r = io_recv(rbuf_, rcap_);
+        if (r > 0) {
+            rend_ = static_cast<std::uint32_t>(r);
+            drained = !tls_ && static_cast<std::uint32_t>(r) < rcap_;
+            continue;
+        }
+        if (r < 0 && errno == EAGAIN) break;
+        peer_closed_ = true;
+        body_failed_ = true;
+        return -1;
+    }
+    return static_cast<std::int64_t>(got);
 }
 
 void Connection::body_consume(std::size_t n) {

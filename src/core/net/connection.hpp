@@ -76,6 +76,20 @@ public:
     void cancel_body_timeout();
     void body_consume(std::size_t n);
     bool body_failed() const { return body_failed_; }
+    // Non-blocking (ASGI): copies up to n decoded body bytes into dst, the buffered ones first, then
+    // with Content-Length straight from the socket (through TLS when on), with chunked framing through
+    // the read buffer, until n, the end of the body, or nothing more is there now. Never reads past
+    // the body. Returns the bytes copied (0: none yet, or the body is done), or -1 when the body is
+    // malformed (body_error()) or the client went away (peer_closed()).
+    std::int64_t body_read_now(char* dst, std::size_t n);
+    // The handler waits for body bytes and reads them itself with body_read_now from on_input:
+    // while set, a readable socket (Content-Length, nothing buffered) goes straight to on_input, not
+    // through the read buffer (one copy less). Cleared by the next request.
+    void set_body_wanted(bool on) { body_wanted_ = on; }
+    // Content-Length: body bytes not yet read. -1 with chunked framing (not known).
+    std::int64_t body_remaining() const {
+        return framing_ == http::Framing::Chunked ? -1 : static_cast<std::int64_t>(body_left_);
+    }
 
     // --- output
     OutQueue& out() { return out_; }
@@ -205,6 +219,7 @@ private:
     bool body_failed_ = false;
     http::Error body_error_ = http::Error::None;
     bool expect_continue_ = false;
+    bool body_wanted_ = false;             // see set_body_wanted
 
     OutQueue out_;
 
