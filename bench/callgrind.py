@@ -256,10 +256,16 @@ def free_port():
 class Client:
     """One keep-alive connection, one request in flight (like one wrk connection)."""
 
-    def __init__(self, port, timeout=60):
+    def __init__(self, port, timeout=60, tls=False):
         self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:  # TLS 1.3 (the server's preferred suite), like wrk's: no verification
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
         self.buf = b""
 
     def one(self):
@@ -303,7 +309,8 @@ class Server:
                 "--port", str(self.port), "--workers", "1", *cfg["args"]]
         self.cmd = cmd
         env = dict(os.environ, PYTHONHASHSEED="0",
-                   PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                   PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   **cfg.get("env", {}))
         self.logf = open(str(out) + ".log", "w")
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self.logf,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -367,7 +374,7 @@ def measure_window(py, cfg, n, warmup, debug_dir):
     srv = Server(py, cfg, out, debug_dir)
     try:
         up = srv.wait_up()
-        c = Client(srv.port)
+        c = Client(srv.port, tls=cfg.get("tls", False))
         check_first(c)
         c.run(warmup)
         time.sleep(0.2)
@@ -406,7 +413,7 @@ def measure_restart(py, cfg, n, warmup, debug_dir):
         srv = Server(py, cfg, out, debug_dir)
         try:
             srv.wait_up()
-            c = Client(srv.port)
+            c = Client(srv.port, tls=cfg.get("tls", False))
             check_first(c)
             c.run(warmup + count)
             c.close()
@@ -614,6 +621,13 @@ def configs(uvloop_ok, only):
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
     cs.append({"name": "asgi-asyncio", "app": "bench.apps.asgi_hello:app",
                "args": ["--interface", "asgi", "--loop", "asyncio"]})
+    # TLS 1.3 on the keep-alive connection: luath's own record layer, and OpenSSL's (A/B)
+    from bench.servers import tls_cert
+    cert, key = tls_cert()
+    tls_args = ["--interface", "wsgi", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    cs.append({"name": "wsgi-tls", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True})
+    cs.append({"name": "wsgi-tls-openssl", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True,
+               "env": {"LUATH_TLS_RECORDS": "openssl"}})
     if only:
         want = set(only.split(","))
         cs = [c for c in cs if c["name"] in want or c["name"].split("-")[0] in want]
