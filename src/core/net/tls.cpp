@@ -308,6 +308,7 @@ bool expand_label(const Suite& s, const unsigned char* secret, const char* label
 // and the next record's sequence number.
 struct TlsSession::Direction {
     unsigned char secret[48] = {};
+    std::size_t secret_len = 0;  // from the key log: 32 or 48, must be the suite's hash length
     bool have_secret = false;
     unsigned char iv[tls13::kNonceLen] = {};
     EVP_CIPHER_CTX* ctx = nullptr;
@@ -563,6 +564,7 @@ void TlsSession::keylog_cb(const SSL* ssl, const char* line) {
     auto& d = client ? s->rd_ : s->wr_;
     if (!d) d = std::make_unique<Direction>();
     d->have_secret = (hlen == 64 || hlen == 96) && tls13::unhex(hex, hlen, d->secret, hlen / 2);
+    d->secret_len = d->have_secret ? hlen / 2 : 0;
     // Records OpenSSL handles from now on in this direction are under this secret's key.
     if (client) s->rcount_ = 0; else s->wcount_ = 0;
 }
@@ -588,6 +590,7 @@ bool TlsSession::start_own() {
     for (int i = 0; i < 3; ++i)
         if (kSuites[i].id == id) idx = i;
     if (idx < 0 || !fetch_cipher(idx)) return false;
+    if (rd_->secret_len != kSuites[idx].hash_len || wr_->secret_len != kSuites[idx].hash_len) return false;
     for (Direction* d : {rd_.get(), wr_.get()}) {
         d->suite = &kSuites[idx];
         d->cipher_index = idx;
