@@ -140,14 +140,18 @@ def test_close_notify_both_ways(tls_server, certs, mode):  # noqa: F811
 
 @needs_tls
 @pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl binary")
-@pytest.mark.parametrize("mode", MODES)
-def test_openssl_s_client_key_update(tls_server, certs, mode):  # noqa: F811
+@pytest.mark.parametrize(("mode", "suite"), [
+    ("own", "TLS_AES_128_GCM_SHA256"), ("own", "TLS_AES_256_GCM_SHA384"), ("own", "TLS_CHACHA20_POLY1305_SHA256"),
+    ("openssl", "TLS_AES_128_GCM_SHA256")])
+def test_openssl_s_client_key_update(tls_server, certs, mode, suite):  # noqa: F811
     """s_client's interactive 'k' (KeyUpdate) and 'K' (KeyUpdate, update_requested): the connection keeps
     working, the server answers 'K' with its own KeyUpdate (s_client follows it, or the next response
-    would fail to decrypt)."""
+    would fail to decrypt). Each TLS 1.3 suite (s_client offers only that one), a multi-record response
+    at the end."""
     srv = tls_server(mode)
     p = subprocess.Popen(["openssl", "s_client", "-connect", f"{HOST}:{srv.port}", "-servername", "localhost",
-                          "-CAfile", certs.ca, "-tls1_3", "-crlf"],  # no -ign_eof: it turns the commands off
+                          "-CAfile", certs.ca, "-tls1_3", "-ciphersuites", suite,
+                          "-crlf"],  # no -ign_eof: it turns the commands off
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     req = b"GET / HTTP/1.1\nHost: localhost\n\n"
     try:
@@ -179,6 +183,11 @@ def test_openssl_s_client_key_update(tls_server, certs, mode):  # noqa: F811
             p.stdin.flush()
             wait_for(2 + i)
         assert b"KEYUPDATE" in out, out.decode(errors="replace")
+        assert suite.encode() in out
+        p.stdin.write(b"GET /big?n=40000 HTTP/1.1\nHost: localhost\n\n" + req)
+        p.stdin.flush()
+        wait_for(6)
+        assert b"Content-Length: 40000" in out
     finally:
         p.kill()
         p.wait()
