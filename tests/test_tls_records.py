@@ -222,6 +222,7 @@ class CraftedClient:
         self.sock = socket.create_connection((HOST, port), timeout=IO_TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.raw = b""  # what read_until() received, as is
         self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
         while True:
             try:
@@ -294,6 +295,7 @@ class CraftedClient:
             data = self.sock.recv(65536)
             if not data:
                 raise ConnectionError(f"closed; got {got!r}")
+            self.raw += data
             self.inc.write(data)
         return got
 
@@ -482,3 +484,44 @@ def test_crafted_client_eof_mid_record(crafted, certs):  # noqa: F811
         pass
     c.close()
     _still_serves(c.srv, certs)
+
+
+@needs_tls
+@pytest.mark.parametrize("mode", MODES)
+def test_file_wrapper_over_tls(tls_server, certs, mode):  # noqa: F811
+    """wsgi.file_wrapper: with TLS the file is read into a record buffer (no sendfile)."""
+    from tests.apps.basic import pattern_block
+
+    srv = tls_server(mode, app="tests.apps.basic:app")
+    with TLSConn(srv.port, client_ctx(certs), timeout=60) as c:
+        for size, cl in [(0, ""), (1, ""), (100_000, ""), (1_000_003, "1"), (16_384, "1"), (16_385, "")]:
+            r = c.request("GET", f"/file?size={size}&cl={cl}")
+            assert r.status == 200
+            expected = (pattern_block() * (size // 65536 + 1))[:size]
+            assert len(r.body) == size and r.body == expected, size
+        assert c.request("GET", "/").body == b"hello"
+
+
+def _record_sizes(raw: bytes) -> list[int]:
+    sizes, i = [], 0
+    while i + 5 <= len(raw):
+        n = int.from_bytes(raw[i + 3:i + 5], "big")
+        sizes.append(n)
+        i += 5 + n
+    assert i == len(raw)
+    return sizes
+
+
+@needs_tls
+@pytest.mark.parametrize("app", [WSGI, ASGI], ids=["wsgi", "asgi"])
+def test_own_layer_puts_head_and_body_in_as_few_records_as_fit(crafted, certs, app):  # noqa: F811
+    c = crafted("own", app)
+    c.send(c.record(REQ))
+    c.read_until(b"Hello, TLS!")
+    for n, records in [(12000, 1), (16000, 1), (40000, 3)]:  # (a long stream sends what it has)
+        c.raw = b""
+        c.send(c.record(b"GET /big?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % n + REQ))
+        c.read_until(b"Hello, TLS!")
+        sizes = _record_sizes(c.raw)
+        assert len(sizes) == records + 1, (n, sizes)  # + the next response
+        assert all(s == 16384 + 17 for s in sizes[:records - 1]), sizes

@@ -2,7 +2,8 @@
 // ALPN, session tickets shared by all workers) and one session per connection. The session's own BIO
 // reads ciphertext straight from the socket into OpenSSL's record buffer and sends each record as it is
 // made; what the socket does not take waits in the session, so a partly written record never has to be
-// re-encrypted. No Python.
+// re-encrypted. After a TLS 1.3 handshake, application data goes through luath's own record layer
+// (tls.cpp; tls_record.hpp) unless LUATH_TLS_RECORDS=openssl. No Python.
 #pragma once
 
 #include <cstdint>
@@ -71,6 +72,15 @@ public:
     long read(char* dst, std::size_t n);
     // Encrypts n bytes into records (all of them unless the pair is full: returns what was taken).
     std::size_t write(const char* p, std::size_t n);
+    // The own TLS 1.3 record layer only (own_records()): one record holding the pieces in order (at most
+    // 2^14 bytes in all): small pieces are copied into the record, large ones encrypted straight from
+    // where they are. False when the connection is failing (send_pending() reports it).
+    struct Piece {
+        const char* p;
+        std::size_t n;
+    };
+    static constexpr std::size_t kMaxRecordPlain = 16384;
+    bool write_record(const Piece* pieces, int count);
     // Room for plaintext before send_pending() must run.
     std::size_t write_room() const;
     // Sends queued ciphertext: 0 all sent, 1 the socket is full, -errno on error.
@@ -101,6 +111,7 @@ private:
                        void* arg);
     bool start_own();
     bool seal(unsigned char type, const char* p, std::size_t n);
+    bool seal_pieces(unsigned char type, const Piece* pieces, int count);
     long own_read(char* dst, std::size_t n);
     bool post_handshake(const unsigned char* msg, std::size_t n);
     bool update_write_key();
