@@ -525,3 +525,4 @@ def test_own_layer_puts_head_and_body_in_as_few_records_as_fit(crafted, certs, a
         sizes = _record_sizes(c.raw)
         assert len(sizes) == records + 1, (n, sizes)  # + the next response
         assert all(s == 16384 + 17 for s in sizes[:records - 1]), sizes
+

@@ -507,6 +507,8 @@ int TlsSession::handshake() {
         if (want_own_) {
             SSL_set_msg_callback(ssl_, nullptr);
             if (!start_own()) {  // TLS 1.2 or an unusual case: OpenSSL's path
+                rd_.reset();  // the secrets, cleansed
+                wr_.reset();
                 if (own_strict_ && SSL_version(ssl_) == TLS1_3_VERSION) return -1;
                 SSL_set_read_ahead(ssl_, 1);
             }
