@@ -526,3 +526,45 @@ def test_own_layer_puts_head_and_body_in_as_few_records_as_fit(crafted, certs, a
         assert len(sizes) == records + 1, (n, sizes)  # + the next response
         assert all(s == 16384 + 17 for s in sizes[:records - 1]), sizes
 
+
+
+_SUITE_CHILD = """
+import sys, types, pathlib
+sys.path.insert(0, {root!r})
+from tests.test_tls_records import CraftedClient, REQ
+c = CraftedClient({port}, types.SimpleNamespace(ca={ca!r}), pathlib.Path({tmp!r}))
+print("suite", c.obj.cipher()[0])
+c.send(c.record(REQ))
+c.read_until(b"Hello, TLS!")
+c.send(c.record(bytes([24, 0, 0, 1, 1]), ctype=22))
+c.update_key()
+c.send(c.record(REQ + b"GET /big?n=50000 HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n"))
+c.read_until(b"Hello, TLS!")
+rec = bytearray(c.record(REQ))
+rec[-1] ^= 1  # the tag
+c.send(bytes(rec))
+print("alert", c.expect_alert())
+"""
+
+
+@needs_tls
+@pytest.mark.parametrize("suite", ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"])
+def test_crafted_each_suite_key_update_and_tampered_tag(tls_server, certs, tmp_path, suite):  # noqa: F811
+    """The crafted client in a child process whose OpenSSL offers only `suite` (OPENSSL_CONF): a KeyUpdate,
+    a multi-record response, then a record with a flipped tag bit gets bad_record_mac."""
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    srv = tls_server("own")
+    conf = tmp_path / "openssl.cnf"
+    conf.write_text("openssl_conf = default_conf\n[default_conf]\nssl_conf = ssl_sect\n[ssl_sect]\n"
+                    "system_default = system_default_sect\n[system_default_sect]\n"
+                    f"Ciphersuites = {suite}\n")
+    code = _SUITE_CHILD.format(root=str(REPO_ROOT), port=srv.port, ca=certs.ca, tmp=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, OPENSSL_CONF=str(conf)),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"suite {suite}" in r.stdout, r.stdout
+    assert "BAD_RECORD_MAC" in r.stdout.upper().replace(" ", "_"), r.stdout
+    _still_serves(srv, certs)
