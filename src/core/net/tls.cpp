@@ -159,6 +159,25 @@ int TlsSession::bio_write(BIO* b, const char* data, std::size_t n, std::size_t* 
     auto* s = static_cast<TlsSession*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
     *written = n;
+    if (s->want_own_ && !s->own_) {  // the handshake: follow the record boundaries
+        const auto* q = reinterpret_cast<const unsigned char*>(data);
+        for (std::size_t left = n; left > 0;) {
+            if (s->wbody_left_ > 0) {
+                std::size_t k = left < s->wbody_left_ ? left : s->wbody_left_;
+                s->wbody_left_ -= k;
+                q += k;
+                left -= k;
+                continue;
+            }
+            s->whdr_[s->whdr_len_++] = *q++;
+            --left;
+            if (s->whdr_len_ == 5) {
+                s->wbody_left_ = (static_cast<std::size_t>(s->whdr_[3]) << 8) | s->whdr_[4];
+                s->whdr_len_ = 0;
+                if (s->wr_) ++s->wire_after_key_;
+            }
+        }
+    }
     if (s->werr_) return 1;  // the connection is failing: send_pending() reports it
     if (s->out_off_ == s->out_len_) {
         while (n > 0) {
@@ -663,7 +682,13 @@ void TlsSession::keylog_cb(const SSL* ssl, const char* line) {
     d->have_secret = (hlen == 64 || hlen == 96) && tls13::unhex(hex, hlen, d->secret, hlen / 2);
     d->secret_len = d->have_secret ? hlen / 2 : 0;
     // Records OpenSSL handles from now on in this direction are under this secret's key.
-    if (client) s->rcount_ = 0; else s->wcount_ = 0;
+    if (client) {
+        s->rcount_ = 0;
+    } else {
+        s->wcount_ = 0;
+        s->wire_after_key_ = 0;
+        s->wire_aligned_ = s->whdr_len_ == 0 && s->wbody_left_ == 0;
+    }
 }
 
 void TlsSession::msg_cb(int write_p, int, int content_type, const void*, std::size_t, SSL*, void* arg) {
@@ -681,6 +706,9 @@ bool TlsSession::start_own() {
     // OpenSSL must hold nothing the own layer would miss: no byte read past the client's Finished, no
     // application record read, nothing queued to write.
     if (SSL_has_pending(ssl_) || SSL_pending(ssl_) > 0 || rcount_ != 0) return false;
+    // The write side's first sequence number: the records OpenSSL wrote under the application key, as
+    // its callback counted them and as they went through our BIO (a nonce must never be used twice).
+    if (!wire_aligned_ || whdr_len_ != 0 || wbody_left_ != 0 || wire_after_key_ != wcount_) return false;
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
     if (!c) return false;
     int id = SSL_CIPHER_get_protocol_id(c), idx = -1;

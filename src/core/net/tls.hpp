@@ -123,6 +123,12 @@ private:
     unsigned char* plain_ = nullptr;       // decrypted application data not yet returned (inside rbuf_)
     std::size_t plain_len_ = 0;
     std::uint64_t rcount_ = 0, wcount_ = 0;  // records OpenSSL read/wrote under the application keys
+    // The records OpenSSL hands our BIO, parsed from the bytes (a cross-check of wcount_ that does not
+    // depend on OpenSSL's callbacks): header bytes seen, body bytes left of the current record.
+    unsigned char whdr_[5] = {};
+    std::size_t whdr_len_ = 0, wbody_left_ = 0;
+    std::uint64_t wire_after_key_ = 0;  // records started after SERVER_TRAFFIC_SECRET_0
+    bool wire_aligned_ = false;         // that secret came between two records
     bool want_own_ = false;  // the context allows the own layer: secrets and records are being tracked
     bool own_strict_ = false;  // LUATH_TLS_RECORDS=own: a TLS 1.3 handshake that cannot use it fails
     bool own_ = false;
