@@ -256,7 +256,7 @@ def free_port():
 class Client:
     """One keep-alive connection, one request in flight (like one wrk connection)."""
 
-    def __init__(self, port, timeout=60, body=None):
+    def __init__(self, port, timeout=60, body=None, tls=False):
         if body is None:
             self.req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
         else:  # wrk's upload.lua: a POST with Content-Length
@@ -265,6 +265,12 @@ class Client:
                         % (port, len(body))) + body
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:  # TLS 1.3 (the server's preferred suite), like wrk's: no verification
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self.sock = ctx.wrap_socket(self.sock)
         self.buf = b""
 
     def one(self):
@@ -308,7 +314,8 @@ class Server:
                 "--port", str(self.port), "--workers", "1", *cfg["args"]]
         self.cmd = cmd
         env = dict(os.environ, PYTHONHASHSEED="0",
-                   PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+                   PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   **cfg.get("env", {}))
         self.logf = open(str(out) + ".log", "w")
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self.logf,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -372,7 +379,7 @@ def measure_window(py, cfg, n, warmup, debug_dir):
     srv = Server(py, cfg, out, debug_dir)
     try:
         up = srv.wait_up()
-        c = Client(srv.port, body=cfg.get("body"))
+        c = Client(srv.port, body=cfg.get("body"), tls=cfg.get("tls", False))
         check_first(c)
         c.run(warmup)
         time.sleep(0.2)
@@ -411,7 +418,7 @@ def measure_restart(py, cfg, n, warmup, debug_dir):
         srv = Server(py, cfg, out, debug_dir)
         try:
             srv.wait_up()
-            c = Client(srv.port, body=cfg.get("body"))
+            c = Client(srv.port, body=cfg.get("body"), tls=cfg.get("tls", False))
             check_first(c)
             c.run(warmup + count)
             c.close()
@@ -627,6 +634,13 @@ def configs(uvloop_ok, only):
               "args": ["--interface", "wsgi"]},
              {"name": "asgi-upload", "app": "bench.apps.asgi_hello:upload_app", "body": upload,
               "args": ["--interface", "asgi", "--loop", "uvloop" if uvloop_ok else "asyncio"]}]
+    # TLS 1.3 on the keep-alive connection: luath's own record layer, and OpenSSL's (A/B)
+    from bench.servers import tls_cert
+    cert, key = tls_cert()
+    tls_args = ["--interface", "wsgi", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    cs.append({"name": "wsgi-tls", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True})
+    cs.append({"name": "wsgi-tls-openssl", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True,
+               "env": {"LUATH_TLS_RECORDS": "openssl"}})
     if only:
         want = set(only.split(","))
         cs += [c for c in extra if c["name"] in want]

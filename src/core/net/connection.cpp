@@ -317,6 +317,12 @@ void Connection::on_readable() {
     }
     long n = io_recv(rbuf_ + rend_, rcap_ - rend_);
     if (n == 0) {
+#ifdef LUATH_HAVE_TLS
+        if (tls_ && tls_->established()) {  // the peer's close_notify (or EOF) gets ours, best effort
+            tls_->shutdown();
+            tls_->send_pending();
+        }
+#endif
         close();
         return;
     }

@@ -161,6 +161,7 @@ int OutQueue::flush(TlsSession& tls) {
     constexpr std::size_t kCoalesce = 16384;  // one record's worth of small pieces
     constexpr std::size_t kSmall = 4096;
     char co[kCoalesce];
+    if (tls.own_records()) return flush_records(tls, co);
     for (;;) {
         int s = tls.send_pending();
         if (s != 0) return s;
@@ -207,6 +208,53 @@ int OutQueue::flush(TlsSession& tls) {
     }
 }
 #endif
+
+// The own TLS 1.3 record layer: each record gathers the next pieces of the queue (headers and body
+// together, up to 2^14 bytes), small ones copied into it, large ones encrypted from where they are: no
+// copy but the one into the record. A file piece is read into `co` (one per record).
+int OutQueue::flush_records(TlsSession& tls, char* co) {
+    constexpr int kMaxPieces = 16;
+    for (;;) {
+        int s = tls.send_pending();
+        if (s != 0) return s;
+        if (head_ == segs_.size()) {
+            reset_if_empty();
+            return 0;
+        }
+        std::size_t budget = tls.write_room();
+        if (budget == 0) return 1;
+        if (budget > TlsSession::kMaxRecordPlain) budget = TlsSession::kMaxRecordPlain;
+        TlsSession::Piece pieces[kMaxPieces];
+        int np = 0;
+        std::size_t total = 0;
+        for (std::size_t i = head_; i < segs_.size() && total < budget && np < kMaxPieces; ++i) {
+            const Seg& sg = segs_[i];
+            std::size_t take = sg.len < budget - total ? sg.len : budget - total;
+            if (sg.kind == Kind::File) {
+                ssize_t n = ::pread(sg.fd, co, take, static_cast<off_t>(sg.off));
+                if (n <= 0) return -EIO;
+                pieces[np++] = {co, static_cast<std::size_t>(n)};
+                total += static_cast<std::size_t>(n);
+                break;  // co holds it
+            }
+            pieces[np++] = {sg.kind == Kind::Staged ? stage_.data() + sg.off : sg.ptr, take};
+            total += take;
+        }
+        if (!tls.write_record(pieces, np)) {  // the connection is failing
+            int e = tls.send_pending();
+            return e < 0 ? e : -EIO;
+        }
+        for (std::size_t left = total; left > 0;) {  // take what went into the record off the queue
+            Seg& sg = segs_[head_];
+            std::size_t take = sg.len < left ? sg.len : left;
+            if (sg.kind == Kind::Ref) sg.ptr += take; else sg.off += take;
+            sg.len -= take;
+            left -= take;
+            pending_ -= take;
+            if (sg.len == 0) pop_front();
+        }
+    }
+}
 
 void OutQueue::rollback(const Mark& m) {
     if (m.segs < head_) return;  // already partly written: too late

@@ -66,6 +66,9 @@ private:
         void* owner;
     };
     void pop_front();
+#ifdef LUATH_HAVE_TLS
+    int flush_records(class TlsSession& tls, char* co);  // flush(TlsSession&) on the own TLS 1.3 layer
+#endif
     void reset_if_empty();
 
     // The staging bytes: malloc'd, grown with realloc and never zero-filled (a std::vector would clear
