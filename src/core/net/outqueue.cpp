@@ -16,6 +16,31 @@ namespace luath::net {
 namespace {
 constexpr int kMaxIov = 64;
 constexpr std::size_t kShrinkAbove = 1u << 20;
+constexpr std::size_t kStageSize = 4096;  // first staging buffer; the size kept as a spare
+constexpr std::size_t kSpareSegs = 16;    // segment lists up to this capacity are kept as spares
+constexpr std::size_t kKeepSpares = 64;   // per thread: 64 x (4 KiB + 16 segments) at most
+}  // namespace
+
+// Output memory given back by idle connections (release_memory), for the next response to take:
+// per thread, so that no lock is needed wherever a queue lives.
+struct OutSpares {
+    std::vector<char*> stages;                     // kStageSize bytes each
+    std::vector<std::vector<OutQueue::Seg>> segs;  // empty, capacity <= kSpareSegs
+    bool open = true;                              // false once the thread's spares are freed
+    OutSpares() {
+        stages.reserve(kKeepSpares);  // giving back never allocates
+        segs.reserve(kKeepSpares);
+    }
+    ~OutSpares() {
+        for (char* p : stages) std::free(p);
+        stages.clear();
+        segs.clear();
+        open = false;
+    }
+};
+
+namespace {
+thread_local OutSpares spares;
 }  // namespace
 
 void OutQueue::Stage::resize(std::size_t n) {
@@ -26,8 +51,13 @@ void OutQueue::Stage::resize(std::size_t n) {
 }
 
 char* OutQueue::reserve(std::size_t n) {
+    if (stage_.empty() && n <= kStageSize && !spares.stages.empty()) {
+        stage_.p = spares.stages.back();
+        stage_.cap = kStageSize;
+        spares.stages.pop_back();
+    }
     if (stage_len_ + n > stage_.size()) {
-        std::size_t cap = stage_.empty() ? 4096 : stage_.size();
+        std::size_t cap = stage_.empty() ? kStageSize : stage_.size();
         while (cap < stage_len_ + n) cap *= 2;
         stage_.resize(cap);
     }
@@ -45,7 +75,7 @@ void OutQueue::commit(std::size_t n) {
             return;
         }
     }
-    segs_.push_back(Seg{Kind::Staged, -1, stage_len_, n, nullptr, nullptr});
+    push(Seg{Kind::Staged, -1, stage_len_, n, nullptr, nullptr});
     stage_len_ += n;
     pending_ += n;
 }
@@ -61,14 +91,22 @@ void OutQueue::append_ref(const char* p, std::size_t n, void* owner) {
         if (owner && release_) release_(release_ctx_, owner);
         return;
     }
-    segs_.push_back(Seg{Kind::Ref, -1, 0, n, p, owner});
+    push(Seg{Kind::Ref, -1, 0, n, p, owner});
     pending_ += n;
 }
 
 void OutQueue::append_file(int fd, std::int64_t off, std::uint64_t len, void* owner) {
-    segs_.push_back(Seg{Kind::File, fd, static_cast<std::size_t>(off), static_cast<std::size_t>(len),
-                        nullptr, owner});
+    push(Seg{Kind::File, fd, static_cast<std::size_t>(off), static_cast<std::size_t>(len),
+             nullptr, owner});
     pending_ += len;
+}
+
+void OutQueue::push(const Seg& s) {
+    if (segs_.capacity() == 0 && !spares.segs.empty()) {
+        segs_.swap(spares.segs.back());
+        spares.segs.pop_back();
+    }
+    segs_.push_back(s);
 }
 
 void OutQueue::pop_front() {
@@ -80,7 +118,16 @@ void OutQueue::pop_front() {
 
 void OutQueue::release_memory() {
     if (head_ != segs_.size()) return;
-    stage_.release();
+    if (stage_.size() == kStageSize && spares.open && spares.stages.size() < kKeepSpares) {
+        spares.stages.push_back(stage_.p);
+        stage_.p = nullptr;
+        stage_.cap = 0;
+    } else {
+        stage_.release();
+    }
+    segs_.clear();
+    if (segs_.capacity() != 0 && segs_.capacity() <= kSpareSegs && spares.open && spares.segs.size() < kKeepSpares)
+        spares.segs.push_back(std::move(segs_));
     std::vector<Seg>().swap(segs_);
     head_ = 0;
     stage_len_ = 0;
