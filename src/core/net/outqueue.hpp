@@ -52,7 +52,7 @@ public:
     // Drops everything unsent, releasing owners.
     void clear();
     // Gives the staging buffer and segment list back when nothing is queued (an idle keep-alive
-    // connection should not hold 4 KiB+ of output memory): to a small per-thread spare list that the
+    // connection should not hold 4 KiB+ of output memory): to a small spare list (64 at most) that the
     // next response on any connection takes them from, so that a keep-alive connection which goes
     // idle after every response does not malloc and free them per request.
     void release_memory();
