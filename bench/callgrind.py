@@ -271,22 +271,26 @@ class Client:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             self.sock = ctx.wrap_socket(self.sock)
-        self.buf = b""
+        self.buf = bytearray()  # appended in place: a 1 MiB body is not copied per recv
 
     def one(self):
         self.sock.sendall(self.req)
         while True:
             h = self.buf.find(b"\r\n\r\n")
             if h >= 0:
-                head = self.buf[:h]
+                head = bytes(self.buf[:h])
                 m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
                 if not m:
                     raise RuntimeError("response without content-length: %r" % head[:200])
                 end = h + 4 + int(m.group(1))
-                if len(self.buf) >= end:
-                    status, body = head.split(b"\r\n", 1)[0], self.buf[h + 4:end]
-                    self.buf = self.buf[end:]
-                    return status, body
+                while len(self.buf) < end:
+                    d = self.sock.recv(max(65536, end - len(self.buf)))
+                    if not d:
+                        raise RuntimeError("server closed the connection")
+                    self.buf += d
+                status, body = head.split(b"\r\n", 1)[0], bytes(self.buf[h + 4:end])
+                del self.buf[:end]
+                return status, body
             d = self.sock.recv(65536)
             if not d:
                 raise RuntimeError("server closed the connection")
@@ -622,6 +626,10 @@ def configs(uvloop_ok, only):
     cs = [{"name": "wsgi", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi"]}, {"name": "wsgi-json", "app": "bench.apps.wsgi_hello:json_app", "args": ["--interface", "wsgi"]},
           # the hello app run by a pool of 4 threads (--threads): the cost of the hand-off per request
           {"name": "wsgi-threads4", "app": "bench.apps.wsgi_hello:app", "args": ["--interface", "wsgi", "--threads", "4"]}]
+    # response bodies of the 12k and 1m scenarios (one bytes object each, with Content-Length)
+    for size in ("12k", "1m"):
+        cs.append({"name": f"wsgi-{size}", "app": f"bench.apps.wsgi_hello:app_{size}",
+                   "args": ["--interface", "wsgi"], "size": size})
     if uvloop_ok:
         cs.append({"name": "asgi-uvloop", "app": "bench.apps.asgi_hello:app",
                    "args": ["--interface", "asgi", "--loop", "uvloop"]})
@@ -641,6 +649,10 @@ def configs(uvloop_ok, only):
     cs.append({"name": "wsgi-tls", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True})
     cs.append({"name": "wsgi-tls-openssl", "app": "bench.apps.wsgi_hello:app", "args": tls_args, "tls": True,
                "env": {"LUATH_TLS_RECORDS": "openssl"}})
+    loop = "uvloop" if uvloop_ok else "asyncio"
+    for size in ("12k", "1m"):
+        cs.append({"name": f"asgi-{size}", "app": f"bench.apps.asgi_hello:app_{size}",
+                   "args": ["--interface", "asgi", "--loop", loop], "size": size})
     if only:
         want = set(only.split(","))
         cs += [c for c in extra if c["name"] in want]
@@ -657,8 +669,9 @@ def parse_args(argv):
                    help="N: requests per window difference (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=500, help="unmeasured requests first")
     p.add_argument("--configs", default="",
-                   help="comma list of wsgi, wsgi-json, wsgi-threads4, asgi-uvloop, asgi-asyncio (or asgi); "
-                        "default all of those. Only by name: wsgi-upload, asgi-upload (1 MiB POSTs; "
+                   help="comma list of config names (wsgi, wsgi-json, wsgi-threads4, wsgi-12k, wsgi-1m, "
+                        "wsgi-tls, wsgi-tls-openssl, asgi-uvloop, asgi-asyncio, asgi-12k, asgi-1m) or a prefix "
+                        "(wsgi, asgi); default all of those. Only by name: wsgi-upload, asgi-upload (1 MiB POSTs; "
                         "use e.g. -n 200 --warmup 50)")
     p.add_argument("--method", choices=("auto", "window", "restart"), default="auto",
                    help="window: callgrind_control zero/dump in one run; restart: two runs")

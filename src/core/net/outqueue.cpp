@@ -7,15 +7,42 @@
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <new>
+#include <thread>
 
 namespace luath::net {
 
 namespace {
 constexpr int kMaxIov = 64;
 constexpr std::size_t kShrinkAbove = 1u << 20;
+constexpr std::size_t kStageSize = 4096;  // first staging buffer; the size kept as a spare
+constexpr std::size_t kSpareSegs = 16;    // segment lists up to this capacity are kept as spares
+constexpr std::size_t kKeepSpares = 64;   // 64 x (4 KiB + 16 segments) at most
+}  // namespace
+
+// Output memory given back by idle connections (release_memory), for the next response to take.
+// One list for the process: a --threads pool thread writes responses into buffers the loop thread gave
+// back. A spin lock guards it (held for a push or a pop; the loop and pool threads rarely meet there).
+// Created once and never destroyed: a queue released during exit still finds it.
+struct OutSpares {
+    std::atomic_flag busy = ATOMIC_FLAG_INIT;
+    std::vector<char*> stages;                     // kStageSize bytes each
+    std::vector<std::vector<OutQueue::Seg>> segs;  // empty, capacity <= kSpareSegs
+    OutSpares() {
+        stages.reserve(kKeepSpares);  // giving back never allocates
+        segs.reserve(kKeepSpares);
+    }
+    void lock() {
+        while (busy.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
+    }
+    void unlock() { busy.clear(std::memory_order_release); }
+};
+
+namespace {
+OutSpares* const spares = new OutSpares;
 }  // namespace
 
 void OutQueue::Stage::resize(std::size_t n) {
@@ -26,8 +53,17 @@ void OutQueue::Stage::resize(std::size_t n) {
 }
 
 char* OutQueue::reserve(std::size_t n) {
+    if (stage_.empty() && n <= kStageSize) {
+        spares->lock();
+        if (!spares->stages.empty()) {
+            stage_.p = spares->stages.back();
+            stage_.cap = kStageSize;
+            spares->stages.pop_back();
+        }
+        spares->unlock();
+    }
     if (stage_len_ + n > stage_.size()) {
-        std::size_t cap = stage_.empty() ? 4096 : stage_.size();
+        std::size_t cap = stage_.empty() ? kStageSize : stage_.size();
         while (cap < stage_len_ + n) cap *= 2;
         stage_.resize(cap);
     }
@@ -45,7 +81,7 @@ void OutQueue::commit(std::size_t n) {
             return;
         }
     }
-    segs_.push_back(Seg{Kind::Staged, -1, stage_len_, n, nullptr, nullptr});
+    push(Seg{Kind::Staged, -1, stage_len_, n, nullptr, nullptr});
     stage_len_ += n;
     pending_ += n;
 }
@@ -61,14 +97,26 @@ void OutQueue::append_ref(const char* p, std::size_t n, void* owner) {
         if (owner && release_) release_(release_ctx_, owner);
         return;
     }
-    segs_.push_back(Seg{Kind::Ref, -1, 0, n, p, owner});
+    push(Seg{Kind::Ref, -1, 0, n, p, owner});
     pending_ += n;
 }
 
 void OutQueue::append_file(int fd, std::int64_t off, std::uint64_t len, void* owner) {
-    segs_.push_back(Seg{Kind::File, fd, static_cast<std::size_t>(off), static_cast<std::size_t>(len),
-                        nullptr, owner});
+    push(Seg{Kind::File, fd, static_cast<std::size_t>(off), static_cast<std::size_t>(len),
+             nullptr, owner});
     pending_ += len;
+}
+
+void OutQueue::push(const Seg& s) {
+    if (segs_.capacity() == 0) {
+        spares->lock();
+        if (!spares->segs.empty()) {
+            segs_.swap(spares->segs.back());
+            spares->segs.pop_back();
+        }
+        spares->unlock();
+    }
+    segs_.push_back(s);
 }
 
 void OutQueue::pop_front() {
@@ -80,6 +128,19 @@ void OutQueue::pop_front() {
 
 void OutQueue::release_memory() {
     if (head_ != segs_.size()) return;
+    segs_.clear();
+    bool keep_stage = stage_.size() == kStageSize;
+    bool keep_segs = segs_.capacity() != 0 && segs_.capacity() <= kSpareSegs;
+    if (keep_stage || keep_segs) {
+        spares->lock();
+        if (keep_stage && spares->stages.size() < kKeepSpares) {
+            spares->stages.push_back(stage_.p);
+            stage_.p = nullptr;
+            stage_.cap = 0;
+        }
+        if (keep_segs && spares->segs.size() < kKeepSpares) spares->segs.push_back(std::move(segs_));
+        spares->unlock();
+    }
     stage_.release();
     std::vector<Seg>().swap(segs_);
     head_ = 0;

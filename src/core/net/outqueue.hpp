@@ -51,8 +51,10 @@ public:
     int flush(class TlsSession& tls);
     // Drops everything unsent, releasing owners.
     void clear();
-    // Frees the staging buffer and segment list when nothing is queued (an idle keep-alive
-    // connection should not hold 4 KiB+ of output memory).
+    // Gives the staging buffer and segment list back when nothing is queued (an idle keep-alive
+    // connection should not hold 4 KiB+ of output memory): to a small spare list (64 at most) that the
+    // next response on any connection takes them from, so that a keep-alive connection which goes
+    // idle after every response does not malloc and free them per request.
     void release_memory();
 
 private:
@@ -65,11 +67,13 @@ private:
         const char* ptr;   // Ref: next byte to write
         void* owner;
     };
+    friend struct OutSpares;
     void pop_front();
 #ifdef LUATH_HAVE_TLS
     int flush_records(class TlsSession& tls, char* co);  // flush(TlsSession&) on the own TLS 1.3 layer
 #endif
     void reset_if_empty();
+    void push(const Seg& s);
 
     // The staging bytes: malloc'd, grown with realloc and never zero-filled (a std::vector would clear
     // every new buffer, 4 KiB per response on a connection that goes idle between requests).
