@@ -40,6 +40,7 @@ Server::Server(uv_loop_t* loop, const Config& cfg, Handler& handler)
 }
 
 Server::~Server() {
+    if (spare_fd_ >= 0) ::close(spare_fd_);
     for (Connection* c : free_conns_) delete c;
     for (Listener* l : listeners_) delete l;
 }
@@ -68,6 +69,7 @@ int Server::add_listener(int fd) {
 }
 
 void Server::start(bool handle_signals) {
+    if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (Listener* l : listeners_) uv_poll_start(&l->poll, UV_READABLE, &Server::on_accept);
     uv_prepare_start(&prepare_, &Server::on_prepare);
     signals_ = handle_signals;
@@ -156,9 +158,6 @@ void Server::on_accept(uv_poll_t* h, int status, int) {
 }
 
 void Server::accept_from(Listener& l) {
-    // A spare descriptor: when the process runs out (EMFILE/ENFILE) it is freed to accept the waiting
-    // connection, answer it 503 and close it, so the level-triggered listener does not spin.
-    static int spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     // Over the connection limit (or out of descriptors): 503 with Connection: close, closed at once.
     // What the client already sent is read first so that close() does not reset the connection
     // before the 503 reaches it.
@@ -185,11 +184,11 @@ void Server::accept_from(Listener& l) {
         int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
-                ::close(spare_fd);
+            if ((errno == EMFILE || errno == ENFILE) && spare_fd_ >= 0) {
+                ::close(spare_fd_);
                 fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd >= 0) refuse(fd);
-                spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+                spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (fd >= 0) continue;
             }
             return;  // EAGAIN (another worker took it), or out of descriptors: retried on the next wakeup

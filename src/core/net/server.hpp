@@ -186,6 +186,10 @@ private:
     std::uint64_t requests_ = 0;
     http::DateCache date_;
     std::uint64_t date_ms_ = 0;
+    // A spare descriptor: when the process runs out (EMFILE/ENFILE) it is freed to accept the waiting
+    // connection, answer it 503 and close it, so the level-triggered listener does not spin. Opened by
+    // start(), so a worker's descriptor count is the same before and after its first connection.
+    int spare_fd_ = -1;
     std::time_t date_sec_ = 0;
     Connection* all_head_ = nullptr;  // every live connection (for shutdown)
     http::Request req_;               // the head being parsed (one at a time per loop)
