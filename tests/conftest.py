@@ -336,6 +336,15 @@ class RawConn:
     def local_port(self) -> int:
         return self.sock.getsockname()[1]
 
+    def silent_for(self, seconds: float) -> bytes:
+        """What arrives within `seconds` (b"" when the server says nothing); the timeout is left at
+        `seconds`, callers set their own next."""
+        self.sock.settimeout(seconds)
+        try:
+            return self.sock.recv(100)
+        except (TimeoutError, OSError):
+            return b""
+
     def settimeout(self, t: float) -> None:
         self.sock.settimeout(t)
 

@@ -218,21 +218,29 @@ int OutQueue::flush(int fd) {
 }
 
 #ifdef LUATH_HAVE_TLS
+// The start of each round of a TLS flush: earlier ciphertext goes first; then how many plaintext bytes
+// the session takes now (at most `cap`). Returns flush()'s result when the round cannot go on (0 all
+// sent, 1 wait for the socket, < 0 error), else 2 with `budget` set.
+int OutQueue::tls_budget(TlsSession& tls, std::size_t cap, std::size_t& budget) {
+    if (int s = tls.send_pending(); s != 0) return s;
+    if (head_ == segs_.size()) {
+        reset_if_empty();
+        return 0;
+    }
+    budget = tls.write_room();
+    if (budget == 0) return 1;
+    if (budget > cap) budget = cap;
+    return 2;
+}
+
 int OutQueue::flush(TlsSession& tls) {
     constexpr std::size_t kCoalesce = 16384;  // one record's worth of small pieces
     constexpr std::size_t kSmall = 4096;
     char co[kCoalesce];
     if (tls.own_records()) return flush_records(tls, co);
     for (;;) {
-        int s = tls.send_pending();
-        if (s != 0) return s;
-        if (head_ == segs_.size()) {
-            reset_if_empty();
-            return 0;
-        }
-        std::size_t budget = tls.write_room();
-        if (budget > 16 * 1024) budget = 16 * 1024;
-        if (budget == 0) return 1;
+        std::size_t budget;
+        if (int s = tls_budget(tls, 16 * 1024, budget); s != 2) return s;
         std::size_t col = 0;
         auto flush_co = [&] {
             if (col) tls.write(co, col);
@@ -276,15 +284,8 @@ int OutQueue::flush(TlsSession& tls) {
 int OutQueue::flush_records(TlsSession& tls, char* co) {
     constexpr int kMaxPieces = 16;
     for (;;) {
-        int s = tls.send_pending();
-        if (s != 0) return s;
-        if (head_ == segs_.size()) {
-            reset_if_empty();
-            return 0;
-        }
-        std::size_t budget = tls.write_room();
-        if (budget == 0) return 1;
-        if (budget > TlsSession::kMaxRecordPlain) budget = TlsSession::kMaxRecordPlain;
+        std::size_t budget;
+        if (int s = tls_budget(tls, TlsSession::kMaxRecordPlain, budget); s != 2) return s;
         TlsSession::Piece pieces[kMaxPieces];
         int np = 0;
         std::size_t total = 0;

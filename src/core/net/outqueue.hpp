@@ -71,6 +71,7 @@ private:
     void pop_front();
 #ifdef LUATH_HAVE_TLS
     int flush_records(class TlsSession& tls, char* co);  // flush(TlsSession&) on the own TLS 1.3 layer
+    int tls_budget(class TlsSession& tls, std::size_t cap, std::size_t& budget);  // one round's start
 #endif
     void reset_if_empty();
     void push(const Seg& s);

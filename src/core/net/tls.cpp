@@ -236,26 +236,12 @@ long TlsSession::bio_ctrl(BIO* b, int cmd, long, void*) {
 }
 
 void TlsSession::queue(const char* p, std::size_t n) {
-    if (out_off_ > 0 && out_off_ == out_len_) out_off_ = out_len_ = 0;
-    if (out_len_ + n > out_cap_) {
-        if (out_off_ > 0) {  // slide the unsent bytes to the front first
-            std::memmove(out_, out_ + out_off_, out_len_ - out_off_);
-            out_len_ -= out_off_;
-            out_off_ = 0;
-        }
-        if (out_len_ + n > out_cap_) {
-            std::size_t cap = out_cap_ ? out_cap_ : 4096;
-            while (cap < out_len_ + n) cap *= 2;
-            char* np = static_cast<char*>(std::realloc(out_, cap));
-            if (!np) {
-                werr_ = ENOMEM;
-                return;
-            }
-            out_ = np;
-            out_cap_ = cap;
-        }
+    unsigned char* dst = out_reserve(n);
+    if (!dst) {
+        werr_ = ENOMEM;
+        return;
     }
-    std::memcpy(out_ + out_len_, p, n);
+    std::memcpy(dst, p, n);
     out_len_ += n;
 }
 
@@ -729,10 +715,11 @@ bool TlsSession::start_own() {
     return true;
 }
 
+// Room for n more bytes at the end of out_ (the unsent ciphertext), or null when out of memory.
 unsigned char* TlsSession::out_reserve(std::size_t n) {
     if (out_off_ > 0 && out_off_ == out_len_) out_off_ = out_len_ = 0;
     if (out_len_ + n > out_cap_) {
-        if (out_off_ > 0) {
+        if (out_off_ > 0) {  // slide the unsent bytes to the front first
             std::memmove(out_, out_ + out_off_, out_len_ - out_off_);
             out_len_ -= out_off_;
             out_off_ = 0;
