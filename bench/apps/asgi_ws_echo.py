@@ -1,15 +1,11 @@
 """A plain ASGI WebSocket echo (no framework) for the WebSocket benchmark (bench/ws.py)."""
 
+from bench.apps.asgi_hello import _lifespan
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await _lifespan(receive, send)
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})

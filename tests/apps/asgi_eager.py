@@ -13,6 +13,8 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from tests.apps.lifespan import accept_lifespan
+
 REQUEST_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="unset")
 FLAGS: dict[str, object] = {}
 
@@ -35,13 +37,7 @@ async def _json(send, obj, status=200):
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await accept_lifespan(receive, send)
     path = scope["path"]
     q = _qs(scope)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from tests.apps.lifespan import accept_lifespan
+
 PIECE = 64 * 1024
 
 
@@ -27,13 +29,7 @@ def body_for(n: int) -> bytes:
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            m = await receive()
-            if m["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await accept_lifespan(receive, send)
     q = _qs(scope)
     if scope["path"] == "/mutate":
         headers = [(b"content-type", b"application/octet-stream")]

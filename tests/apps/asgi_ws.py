@@ -2,18 +2,14 @@
 
 import asyncio
 
+from tests.apps.lifespan import accept_lifespan
+
 
 async def app(scope, receive, send):
     """Routes by path: /echo echoes, /close/<code> closes, /deny answers HTTP, /reject closes before
     accept, /scope sends the scope back as text, /sub accepts the first subprotocol."""
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await accept_lifespan(receive, send)
     if scope["type"] == "http":
         body = b"plain http " + scope["path"].encode()
         await send({"type": "http.response.start", "status": 200,

@@ -14,6 +14,8 @@ import os
 import time
 from urllib.parse import parse_qs
 
+from tests.apps.lifespan import accept_lifespan
+
 
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "")
@@ -44,13 +46,7 @@ def factory():
 
 async def asgi_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await accept_lifespan(receive, send)
     path = scope["path"]
     if path == "/slow":
         q = parse_qs(scope["query_string"].decode())

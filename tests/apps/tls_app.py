@@ -19,6 +19,8 @@ import os
 import time
 from urllib.parse import parse_qs
 
+from tests.apps.lifespan import accept_lifespan
+
 PATTERN = bytes(range(256))
 BLOCK = PATTERN * 256  # 64 KiB
 
@@ -105,13 +107,7 @@ async def _read_body(receive) -> tuple[int, str]:
 
 async def asgi_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await accept_lifespan(receive, send)
     if scope["type"] != "http":
         return
     path = scope["path"]
