@@ -595,6 +595,37 @@ def test_wss_echo(start_server, tmp_path):
         assert ws.recv() == "abc"
 
 
+def test_wss_big_messages_never_wait_for_a_ping(start_server, tmp_path):
+    """Over TLS, the last records of a big message can sit in the TLS session while the
+    socket has nothing more to say: the server must take them at once, not when the next ping's pong
+    wakes the socket (it once waited the 20 s ping interval). Pings are off here, so a stall would be
+    a timeout."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    from luath import _core
+
+    if not getattr(_core, "HAS_TLS", False):
+        pytest.skip("built without TLS")
+    ca = trustme.CA()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    s = start_server(
+        WS_APP, *ASGI_ARGS, "--ssl-certfile", str(tmp_path / "both.pem"), "--ws-ping-interval", "0", fresh=True
+    )
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    # Where the records fall against the reads is timing: on the old code about one connection in
+    # four stalled, so ten connections.
+    for _ in range(10):
+        with ws_connect(f"wss://{HOST}:{s.port}/echo", ssl=ctx, proxy=None, max_size=None, open_timeout=15) as ws:
+            for n in (0, 10, 70_000, 3 << 20):
+                data = os.urandom(n)
+                t0 = time.monotonic()
+                ws.send(data)
+                assert ws.recv(timeout=15) == data
+                assert time.monotonic() - t0 < 10, n
+
+
 def test_frames_right_behind_the_handshake(srv):
     """A client that does not wait for the 101: its first frames arrive with the request head."""
     with socket.create_connection((HOST, srv.port), timeout=15) as c:

@@ -39,7 +39,9 @@ void Connection::ws_read() {
         close();
         return;
     }
-    for (int round = 0; round < 16; ++round) {
+    // Sixteen reads from the socket at most, for fairness; records the TLS session already holds are
+    // always taken (the socket will not signal them again, and taking them reads nothing from it).
+    for (int round = 0; round < 16 || tls_buffered(); ++round) {
         if (rend_ == rcap_) compact();
         if (rend_ == rcap_) break;  // full (only while paused)
         const std::size_t room = rcap_ - rend_;
