@@ -179,7 +179,7 @@ int TlsSession::bio_write(BIO* b, const char* data, std::size_t n, std::size_t* 
         }
     }
     if (s->werr_) return 1;  // the connection is failing: send_pending() reports it
-    if (s->out_off_ == s->out_len_) {
+    if (s->out_off_ == s->out_len_ && !s->corked_) {
         while (n > 0) {
             ssize_t k = ::send(s->fd_, data, n, MSG_NOSIGNAL);
             if (k < 0) {
@@ -505,7 +505,9 @@ bool TlsSession::has_buffered_input() const {
 
 int TlsSession::handshake() {
     ERR_clear_error();
+    corked_ = true;  // a flight (or the session tickets after it) leaves in one send
     int r = SSL_do_handshake(ssl_);
+    corked_ = false;
     if (send_pending() < 0) return -1;
     if (r == 1) {
         established_ = true;

@@ -144,6 +144,7 @@ private:
     int rerr_ = 0;  // recv error (errno)
     bool eof_ = false;  // the peer closed its side
     bool again_ = false;  // the last read stopped at EAGAIN
+    bool corked_ = false;  // inside SSL_do_handshake: records wait in out_ for one send afterwards
     bool established_ = false;
 };
 
