@@ -62,18 +62,24 @@ def main(src: str, dst: str) -> int:
         bgs = sorted(r["core_bg_util"] for d in sc["servers"].values()
                      for r in d.get("runs", []) if r.get("core_bg_util") is not None)
         title = f"{name}: {sc['description']}"
-        if bgs and (bgs[len(bgs) // 2] > 0.05 or bgs[-1] > 0.25):
+        if bgs and bgs[len(bgs) // 2] > 0.05:
             title += (f"\n(server core shared with other work: idle-core busy median "
                       f"{100 * bgs[len(bgs) // 2]:.0f}%, so bars are inflated; diamonds are not)")
+        elif bgs and bgs[-1] > 0.25:
+            title += (f"\n(some runs shared the server core with other work, idle-core busy up to "
+                      f"{100 * bgs[-1]:.0f}%: their max whiskers are inflated; diamonds are not)")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("server-core CPU microseconds per request (lower is better)"
                       + (", log scale" if log else ""))
         ax.grid(axis="x", alpha=0.3)
     m = data["meta"]
+    # Figure fractions from inches: the default y=0.98 puts the title an inch into a 50-inch figure,
+    # over the first panel's title.
+    total = sum(heights)
     fig.suptitle(f"luath bench {m['date']}: 1 worker on core {m['server_core']}, "
                  f"wrk -c{m['connections']} on core {m['client_core']}, "
-                 f"median of {m['rounds']} rounds", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / sum(heights)))
+                 f"median of {m['rounds']} rounds", fontsize=10, y=1 - 0.12 / total, va="top")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / total))
     fig.savefig(dst, dpi=110)
     print(f"wrote {dst}")
     return 0
