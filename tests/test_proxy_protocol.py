@@ -48,6 +48,27 @@ def tlv(kind: int, value: bytes) -> bytes:
     return bytes([kind]) + struct.pack("!H", len(value)) + value
 
 
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), bit by bit: an implementation independent of the engine's table."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def v2_crc(src: str, sport: int, flip: int | None = None) -> bytes:
+    """A v2 PROXY header for INET with a PP2_TYPE_CRC32C TLV (HAProxy's send-proxy-v2 crc32c), optionally
+    with one bit flipped after the checksum is computed."""
+    h = bytearray(v2(1, 0x11, inet(src, "10.0.0.1", sport, 443) + tlv(0x01, b"h2") + tlv(0x03, b"\0" * 4)))
+    at = len(h) - 4
+    h[at:] = struct.pack("!I", crc32c(bytes(h)))
+    if flip is not None:
+        h[flip] ^= 0x01
+    return bytes(h)
+
+
 def get(path: str, close: bool = False, extra: str = "") -> bytes:
     return (f"GET {path} HTTP/1.1\r\nHost: app.example\r\n{extra}"
             + ("Connection: close\r\n" if close else "") + "\r\n").encode()
@@ -104,8 +125,9 @@ def assert_serving(srv) -> None:
      ("198.51.100.21", 1)),
     (v2(1, 0x21, inet6("2001:db8::99", "2001:db8::1", 60000, 443)), ("2001:db8::99", 60000)),
     (v2(1, 0x12, inet("198.51.100.22", "10.0.0.1", 3, 4)), ("198.51.100.22", 3)),  # DGRAM
+    (v2_crc("198.51.100.23", 5), ("198.51.100.23", 5)),
 ], ids=["v1-tcp4", "v1-tcp4-extremes", "v1-tcp6", "v1-tcp6-mapped", "v2-inet", "v2-inet-tlvs", "v2-inet6",
-        "v2-dgram"])
+        "v2-dgram", "v2-crc32c"])
 def test_header_gives_the_peer(pp, header, expect):
     (addr, port, server_port), c = ask(pp, header)
     c.close()
@@ -189,6 +211,9 @@ BAD = {
     "v2-oversized": v2(1, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2), length=0xFFFF),
     "v2-oversized-tlv": v2(1, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x30, b"z" * 2000)),
     "v2-tlv-overrun": v2(1, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + b"\x01\x00\x09abc"),
+    "v2-crc32c-address-changed": v2_crc("198.51.100.24", 6, flip=19),
+    "v2-crc32c-zero": v2(1, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x03, b"\0" * 4)),
+    "v2-crc32c-short": v2(1, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(0x03, b"\0" * 3)),
 }
 
 

@@ -191,6 +191,33 @@ std::vector<Case> cases() {
     c.push_back({"v2 tlv one stray byte",
                  v2(0x21, 0x21, inet6("::1", "::1", 1, 2) + tlv(1, "a") + std::string(1, '\0')), Err,
                  E::BadTlv});
+    // CRC32C TLV (0x03): checked over the whole header with its own value as zeros.
+    {
+        auto with_crc = [](const std::string& before, const std::string& after, int flip) {
+            std::string s = v2(0x21, 0x11, inet("192.0.2.1", "10.0.0.1", 1234, 443) + before + tlv(0x03, std::string(4, '\0')) + after);
+            std::uint32_t c = crc32c(s.data(), s.size());
+            std::size_t at = 16 + 12 + before.size() + 3;
+            for (int k = 0; k < 4; ++k) s[at + k] = char(c >> (24 - 8 * k));
+            if (flip >= 0) s[flip] = char(s[flip] ^ 0x01);
+            return s;
+        };
+        c.push_back({"v2 crc32c", with_crc("", "", -1), Done, E::None, Family::Inet, "192.0.2.1", "10.0.0.1",
+                     1234, 443});
+        c.push_back({"v2 crc32c between tlvs", with_crc(tlv(0x01, "h2"), tlv(0x04, "pad"), -1), Done, E::None,
+                     Family::Inet, "192.0.2.1", "10.0.0.1", 1234, 443});
+        c.push_back({"v2 crc32c address bit flipped", with_crc("", "", 16), Err, E::BadChecksum});
+        c.push_back({"v2 crc32c value bit flipped", with_crc("", "", 16 + 12 + 3), Err, E::BadChecksum});
+        c.push_back({"v2 crc32c later tlv bit flipped", with_crc("", tlv(0x04, "pad"), 16 + 12 + 7 + 3), Err,
+                     E::BadChecksum});
+        c.push_back({"v2 crc32c wrong value",
+                     v2(0x21, 0x11, inet("192.0.2.1", "10.0.0.1", 1, 2) + tlv(0x03, "\0\0\0\0"s)), Err,
+                     E::BadChecksum});
+        c.push_back({"v2 crc32c length 3", v2(0x21, 0x11, inet("192.0.2.1", "10.0.0.1", 1, 2) + tlv(0x03, "abc")),
+                     Err, E::BadTlv});
+        std::string two = with_crc("", "", -1);
+        c.push_back({"v2 crc32c twice",
+                     v2(0x21, 0x11, two.substr(16) + tlv(0x03, "abcd")), Err, E::BadTlv});
+    }
     // A length that promises more than follows: the parser waits (the connection's timeout ends it).
     c.push_back({"v2 length beyond data", v2(0x21, 0x11, inet("1.2.3.4", "5.6.7.8", 1, 2), 20), More});
     c.push_back({"v1 incomplete", "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r", More});
@@ -293,3 +320,12 @@ TEST(ProxyProtocol, ErrorNames) {
 }
 
 }  // namespace
+
+TEST(ProxyCrc32c, KnownVectors) {
+    EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+    EXPECT_EQ(crc32c("", 0), 0u);
+    std::string zeros(32, '\0');
+    EXPECT_EQ(crc32c(zeros.data(), zeros.size()), 0x8A9136AAu);  // RFC 3720 B.4: 32 bytes of zeros
+    // Continuing from a previous value is the same as one call over the joined bytes.
+    EXPECT_EQ(crc32c("6789", 4, crc32c("12345", 5)), 0xE3069283u);
+}

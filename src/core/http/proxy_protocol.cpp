@@ -11,6 +11,20 @@ namespace {
 using u8 = unsigned char;
 
 constexpr u8 kV2Signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+constexpr u8 kTlvCrc32c = 0x03;  // PP2_TYPE_CRC32C
+
+// One table of 256 entries for the reflected polynomial 0x82F63B78, made at compile time.
+struct Crc32cTable {
+    std::uint32_t t[256];
+    constexpr Crc32cTable() : t() {
+        for (std::uint32_t i = 0; i < 256; ++i) {
+            std::uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+            t[i] = c;
+        }
+    }
+};
+constexpr Crc32cTable kCrc32c;
 
 constexpr ProxyResult need() { return {ProxyStatus::NeedMore, ProxyError::None, 0}; }
 constexpr ProxyResult fail(ProxyError e) { return {ProxyStatus::Error, e, 0}; }
@@ -211,12 +225,25 @@ ProxyResult parse_v2(const u8* p, std::size_t len, ProxyHeader& out) {
         h.dst_port = static_cast<std::uint16_t>((a[34] << 8) | a[35]);
     }  // UNIX: no IP address, the real peer stays
     // TLVs: type (1), length (2, big-endian), value; each must fit in the header exactly.
-    std::size_t pos = 16 + addr_len;
+    std::size_t pos = 16 + addr_len, crc_at = 0;
     while (pos < total) {
         if (total - pos < 3) return fail(ProxyError::BadTlv);
         const std::size_t tl = (std::size_t{p[pos + 1]} << 8) | p[pos + 2];
         if (tl > total - pos - 3) return fail(ProxyError::BadTlv);
+        if (p[pos] == kTlvCrc32c) {
+            if (tl != 4 || crc_at) return fail(ProxyError::BadTlv);
+            crc_at = pos + 3;
+        }
         pos += 3 + tl;
+    }
+    if (crc_at) {  // over the whole header, the checksum's own 4 bytes taken as zeros
+        static constexpr u8 kZeros[4] = {};
+        std::uint32_t c = crc32c(p, crc_at);
+        c = crc32c(kZeros, 4, c);
+        c = crc32c(p + crc_at + 4, total - crc_at - 4, c);
+        const std::uint32_t want = (std::uint32_t{p[crc_at]} << 24) | (std::uint32_t{p[crc_at + 1]} << 16) |
+                                   (std::uint32_t{p[crc_at + 2]} << 8) | p[crc_at + 3];
+        if (c != want) return fail(ProxyError::BadChecksum);
     }
     out = h;
     return done(total);
@@ -232,6 +259,13 @@ ProxyResult parse_proxy_header(const char* buf, std::size_t len, ProxyHeader& ou
     return fail(ProxyError::BadSignature);
 }
 
+std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
+    const auto* p = static_cast<const u8*>(data);
+    crc = ~crc;
+    for (std::size_t i = 0; i < n; ++i) crc = kCrc32c.t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
 const char* proxy_error_name(ProxyError e) {
     switch (e) {
         case ProxyError::None: return "none";
@@ -245,6 +279,7 @@ const char* proxy_error_name(ProxyError e) {
         case ProxyError::BadFamily: return "unsupported v2 address family or transport";
         case ProxyError::BadLength: return "v2 length shorter than its addresses";
         case ProxyError::BadTlv: return "malformed v2 TLV";
+        case ProxyError::BadChecksum: return "v2 CRC32c mismatch";
     }
     return "?";
 }

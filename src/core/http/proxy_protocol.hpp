@@ -14,8 +14,9 @@
 //     without zone, ports 0..65535 in decimal without leading zeros, CRLF.
 // v2: the 12-byte signature, version 2, command LOCAL or PROXY, family UNSPEC/INET/INET6/UNIX with
 //     transport STREAM or DGRAM (UNSPEC only as 0x00), a 16-bit length that covers at least the
-//     family's address block; TLVs after the addresses are checked to be well framed and skipped. The
-//     whole header is at most kProxyHeaderMax bytes.
+//     family's address block; TLVs after the addresses are checked to be well framed and skipped, but a
+//     PP2_TYPE_CRC32C TLV (0x03) must be 4 bytes and match the CRC32c of the whole header computed with
+//     its value as zeros (as HAProxy does). The whole header is at most kProxyHeaderMax bytes.
 // The addresses are used only for PROXY over INET/INET6 (v1 TCP4/TCP6): for v2 LOCAL (a proxy's own
 // health check), v1 UNKNOWN, v2 UNSPEC and UNIX the connection's real peer stays the peer.
 #pragma once
@@ -41,7 +42,8 @@ enum class ProxyError : std::uint8_t {
     BadCommand,    // v2: neither LOCAL nor PROXY
     BadFamily,     // v2: unknown address family or transport
     BadLength,     // v2: length shorter than the family's address block
-    BadTlv,        // v2: a TLV that overruns the header
+    BadTlv,        // v2: a TLV that overruns the header, or a CRC32C TLV whose length is not 4
+    BadChecksum,   // v2: the CRC32C TLV does not match the header
 };
 
 struct ProxyHeader {
@@ -66,5 +68,9 @@ struct ProxyResult {
 ProxyResult parse_proxy_header(const char* buf, std::size_t len, ProxyHeader& out);
 
 const char* proxy_error_name(ProxyError e);
+
+// CRC-32C (Castagnoli, reflected, as iSCSI and the PROXY protocol use it) of n bytes, continuing from
+// `crc` (0 to start): crc32c("123456789") == 0xE3069283.
+std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0);
 
 }  // namespace luath::http
