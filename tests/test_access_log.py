@@ -112,3 +112,58 @@ def test_off_by_default(procs, tmp_path):
     request((HOST, port), "/quiet")
     time.sleep(0.3)
     assert "/quiet" not in p.stdout() + p.stderr()
+
+
+@pytest.mark.skipif(SERVER_KIND != "luath", reason="luath's own option")
+def test_websocket_handshakes_are_logged(procs, tmp_path):
+    """One line per WebSocket handshake, written when the app answers it: 101 when accepted (at once,
+    not when the socket closes), the refusal's status otherwise (a close before accept 403, an app
+    that raises 500, a websocket.http.response denial its own status and body length)."""
+    import base64
+    import os
+    import socket
+
+    port = free_port()
+    p = Proc(luath("tests.apps.asgi_ws:app", "--port", str(port), "--access-log"), tmp_path)
+    procs.append(p)
+    wait_serving((HOST, port), p)
+
+    def handshake(path: str) -> tuple[socket.socket, bytes]:
+        c = socket.create_connection((HOST, port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        c.sendall((f"GET {path}?v=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: ws-test\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return c, data
+
+    def line_for(path: str) -> re.Match:
+        deadline = time.monotonic() + 10
+        while True:
+            for ln in p.stdout().splitlines():
+                m = COMBINED.match(ln)
+                if m and m.group(3).startswith(f"GET {path}?"):
+                    return m
+            assert time.monotonic() < deadline, p.stdout()[-3000:]
+            time.sleep(0.05)
+
+    open_conn, head = handshake("/echo")  # stays open while its line is looked for
+    assert head.startswith(b"HTTP/1.1 101"), head
+    m = line_for("/echo")
+    assert m.group(3) == "GET /echo?v=1 HTTP/1.1" and m.group(4) == "101" and m.group(7) == "ws-test"
+    expected = {"/reject": ("403", None), "/raise-before": ("500", None), "/deny": ("401", "13")}
+    for path, (status, length) in expected.items():
+        c, head = handshake(path)
+        assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+        c.close()
+        m = line_for(path)
+        assert m.group(4) == status, m.group(0)
+        if length:
+            assert m.group(5) == length, m.group(0)
+    open_conn.close()
+    time.sleep(0.3)
+    assert sum(1 for ln in p.stdout().splitlines() if "GET /echo?" in ln) == 1

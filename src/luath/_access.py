@@ -84,7 +84,7 @@ def request_fields(request: dict) -> dict:
             user_agent = bytes(v).decode("latin-1")
     return {
         "remote_addr": str(client[0]) if client else "-",
-        "method": request.get("method", "-"),
+        "method": request.get("method", "GET" if request.get("type") == "websocket" else "-"),
         "target": path + ("?" + query if query else ""),
         "path": path,
         "query": query,

@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="logging configuration: .json or .yaml (dictConfig; YAML needs PyYAML) or .ini "
                         "(fileConfig). Loggers: luath.error, luath.access")
     g.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=d.access_log,
-                   help="log every response on luath.access (default: off; without --log-config on stdout)")
+                   help="log every response (and every WebSocket handshake: 101 or the refusal) on "
+                        "luath.access (default: off; without --log-config on stdout)")
     g.add_argument("--access-log-format", choices=("combined", "json"), default=d.access_log_format)
     g = p.add_argument_group("websocket (ASGI)")
     g.add_argument("--ws", choices=("auto", "none"), default=d.ws,

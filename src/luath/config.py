@@ -56,7 +56,7 @@ class Config:
     write_buffer_low: int = 64 * 1024
     log_level: str = "info"
     log_config: str | None = None       # a logging configuration file: .json, .yaml/.yml or .ini
-    access_log: bool = False            # one line per response on the logger luath.access
+    access_log: bool = False            # one line per response (WebSocket: per handshake) on luath.access
     access_log_format: str = "combined"  # "combined" or "json"
     # X-Forwarded-* and Forwarded applied to the request, only from the peers in forwarded_allow_ips:
     # comma-separated IPs, CIDR networks, "unix" (unix socket peers) or "*"

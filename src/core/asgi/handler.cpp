@@ -195,9 +195,14 @@ void Handler::log_access(Exchange* ex, int status) {
     if (!ex->scope) return;
     py::Ref scope = py::Ref::steal(ex->scope);
     ex->scope = nullptr;
-    double seconds = static_cast<double>(uv_hrtime() - ex->started_ns) / 1e9;
+    log_access(std::move(scope), status, ex->w->body_sent(), ex->started_ns);
+}
+
+void Handler::log_access(py::Ref scope, int status, std::uint64_t length, std::uint64_t started_ns) {
+    if (!scope || !opts_.access_log) return;
+    double seconds = static_cast<double>(uv_hrtime() - started_ns) / 1e9;
     py::Ref r = py::Ref::steal(PyObject_CallFunction(opts_.access_log.get(), "OiKd", scope.get(), status,
-                                                     static_cast<unsigned long long>(ex->w->body_sent()), seconds));
+                                                     static_cast<unsigned long long>(length), seconds));
     if (!r) log_current("Exception in the access log");
 }
 

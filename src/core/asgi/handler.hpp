@@ -172,6 +172,8 @@ private:
     void detach(Exchange* ex, bool disconnected);
     void log_current(const char* message);
     void log_access(Exchange* ex, int status);
+    // One access-log line for a request's scope (owned: consumed here), started at started_ns.
+    void log_access(py::Ref scope, int status, std::uint64_t length, std::uint64_t started_ns);
     bool stage_start(Exchange* ex, PyObject* headers);
 
     Options opts_;

@@ -78,6 +78,8 @@ struct State {
     int close_code = 0;
     bool connect_delivered = false, accepted = false, app_closed = false, ended = false;
     bool http_started = false, http_done = false, app_done = false, paused = false;
+    py::Ref log_scope;                 // with --access-log: the scope, until its one line is written
+    std::uint64_t started_ns = 0;
 };
 
 struct Session {
@@ -154,6 +156,10 @@ struct WsAccess {
     static PyObject* send(PyObject* self, PyObject* message);
     static PyObject* app_done(PyObject* self, PyObject* exc);
     static PyObject* accept(Handler& h, State& s, PyObject* message);
+    // The access-log line of the handshake, once: 101 when accepted, else the refusal's status.
+    static void log_access(Handler& h, State& s, int status, std::uint64_t length = 0) {
+        if (s.log_scope) h.log_access(std::move(s.log_scope), status, length, s.started_ns);
+    }
 };
 
 // ------------------------------------------------------------------ receive
@@ -299,6 +305,7 @@ PyObject* WsAccess::accept(Handler& h, State& s, PyObject* message) {
     s.accepted = true;
     std::unique_ptr<ws::Deflate> d;
     if (!s.ext_response.empty()) d = std::make_unique<ws::Deflate>(s.deflate);
+    log_access(h, s, 101);
     c.ws_start(std::move(d));
     h.wake();
     return ready(Py_None);
@@ -327,6 +334,7 @@ PyObject* WsAccess::send(PyObject* self, PyObject* message) {
         if (is(K.close)) {  // before accept: refused with 403
             s.app_closed = true;
             refuse(c, 403, {});
+            log_access(h, s, 403);
             h.wake();
             return ready(Py_None);
         }
@@ -385,6 +393,7 @@ PyObject* WsAccess::send(PyObject* self, PyObject* message) {
         if (!more_body) {
             s.http_done = true;
             s.w->finish();
+            log_access(h, s, s.w->status(), s.w->body_sent());
         } else {
             s.conn->flush();
         }
@@ -477,12 +486,17 @@ PyObject* WsAccess::app_done(PyObject* self, PyObject* exc) {
             if (!s.w->headers_sent()) {
                 s.w->cancel_headers();
                 refuse(c, 500, {});
+                log_access(h, s, 500);
             } else {
+                log_access(h, s, s.w->status(), s.w->body_sent());
                 c.abort();
             }
         }
     } else if (!s.accepted) {
-        if (!s.app_closed) refuse(c, failed ? 500 : 403, {});
+        if (!s.app_closed) {
+            refuse(c, failed ? 500 : 403, {});
+            log_access(h, s, failed ? 500 : 403);
+        }
     } else if (!s.app_closed) {
         s.app_closed = true;
         c.ws_close(failed ? ws::kInternalError : ws::kNormal, {});
@@ -595,6 +609,10 @@ bool Handler::ws_request(net::Connection& c, ConnData& cd, const http::Request& 
         return true;
     }
     cd.ws = py::Ref::borrow(session.get());
+    if (opts_.access_log) {
+        s.log_scope = py::Ref::borrow(scope.get());
+        s.started_ns = uv_hrtime();
+    }
     PyObject* args[3] = {scope.get(), receive.get(), send.get()};
     py::Ref coro = py::Ref::steal(PyObject_Vectorcall(opts_.app.get(), args, 3, nullptr));
     scope.reset();
@@ -618,6 +636,7 @@ bool Handler::ws_request(net::Connection& c, ConnData& cd, const http::Request& 
     s.app_done = true;
     log_current("Exception in ASGI application (websocket)");
     if (s.conn) refuse(c, 500, {});
+    WsAccess::log_access(*this, s, 500);
     return true;
 }
 
