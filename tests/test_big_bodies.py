@@ -152,6 +152,32 @@ def test_upload_chunked_16mib(server):
     assert res["sha256"] == h.hexdigest()
 
 
+def test_upload_chunked_big_chunks_arriving_in_pieces(server):
+    """Chunk data past the read buffer goes from the socket straight into the app's read: chunks far
+    bigger than one read, each arriving in odd pieces (some ending inside a chunk-size line or its
+    CRLF), an extension and a trailer; the app sees every byte once, in order."""
+    body = bytes(range(256)) * 6000 + b"odd tail"  # 1.5 MiB + 8
+    sizes = [300_001, 1, 65_536, 16_383, 1_048_576 + 3]
+    pieces, at = [], 0
+    for n in sizes:
+        pieces.append(body[at:at + n])
+        at += n
+    pieces.append(body[at:])
+    wire = chunked(*pieces, ext=";x=1", trailers="X-T: 1\r\n")
+    with server.connect(timeout=30) as c:
+        c.send(build_request("POST", "/upload", headers={"Transfer-Encoding": "chunked"}, port=server.port))
+        cut = 0
+        for step in (5, 70_000, 3, 123_457, 2, 400_000, 9, 65_536, 1_000_000):
+            c.sock.sendall(wire[cut:cut + step])
+            cut += step
+            time.sleep(0.01)
+        c.sock.sendall(wire[cut:])
+        r = c.read_response()
+    res = json.loads(r.body)
+    assert res["bytes"] == len(body)
+    assert res["sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_upload_medium_content_length(server):
     body = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4
     with server.connect(timeout=30) as c:

@@ -242,6 +242,43 @@ TEST(Chunked, ZeroCopyViewsAndPartialData) {
     EXPECT_EQ(d.next(q, end, out), ChunkedDecoder::Result::Done);
 }
 
+TEST(Chunked, DataTakenPastTheDecoder) {
+    // A caller that reads chunk data straight from its source: data_left() says how much of the current
+    // chunk is still to come, skip_data() accounts for what it took; the decoder then expects the CRLF.
+    const std::string in = "a;e=1\r\n0123456789\r\n4\r\nwxyz\r\n0\r\n\r\n";
+    ChunkedDecoder d;
+    const char* p = in.data();
+    const char* end = in.data() + 7 + 2;  // the size line (7 bytes) and two data bytes
+    std::string_view out;
+    EXPECT_EQ(d.data_left(), 0u);
+    ASSERT_EQ(d.next(p, end, out), ChunkedDecoder::Result::Data);
+    EXPECT_EQ(out, "01");
+    EXPECT_EQ(d.data_left(), 8u);
+    d.skip_data(5);  // "23456", taken elsewhere
+    EXPECT_EQ(d.data_left(), 3u);
+    EXPECT_EQ(d.total(), 7u);
+    d.skip_data(3);  // "789": the chunk is complete
+    EXPECT_EQ(d.data_left(), 0u);
+    p = in.data() + 7 + 10;  // the source continues after the data
+    end = in.data() + in.size();
+    ASSERT_EQ(d.next(p, end, out), ChunkedDecoder::Result::Data);
+    EXPECT_EQ(out, "wxyz");
+    ASSERT_EQ(d.next(p, end, out), ChunkedDecoder::Result::Done);
+    EXPECT_EQ(d.total(), 14u);
+    EXPECT_EQ(d.data_left(), 0u);
+    // The CRLF after skipped data is still checked.
+    ChunkedDecoder e;
+    const std::string bad = "3\r\nabcX\r\n";
+    p = bad.data();
+    end = bad.data() + 3;
+    EXPECT_EQ(e.next(p, end, out), ChunkedDecoder::Result::NeedMore);
+    EXPECT_EQ(e.data_left(), 3u);
+    e.skip_data(3);
+    p = bad.data() + 6;
+    end = bad.data() + bad.size();
+    EXPECT_EQ(e.next(p, end, out), ChunkedDecoder::Result::Error);
+}
+
 TEST(Chunked, DataDoesNotSpanChunks) {
     const std::string in = "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n";
     ChunkedDecoder d;

@@ -91,6 +91,15 @@ public:
     // or Error (see error()). Never reads past end.
     Result next(const char*& p, const char* end, std::string_view& out);
 
+    // Chunk-data bytes still to come in the current chunk (0 outside chunk data). A caller may take up to
+    // that many straight from its source, past its buffer, and report them with skip_data(n).
+    std::uint64_t data_left() const { return state_ == State::Data ? chunk_left_ : 0; }
+    void skip_data(std::uint64_t n) {  // n <= data_left()
+        chunk_left_ -= n;
+        total_ += n;
+        if (chunk_left_ == 0) state_ = State::DataCR;
+    }
+
     Error error() const { return error_; }
     std::uint64_t total() const { return total_; }  // decoded body bytes so far
     bool done() const { return state_ == State::Done; }

@@ -650,6 +650,26 @@ std::int64_t Connection::body_read(char* dst, std::size_t n) {
         return static_cast<std::int64_t>(got);
     }
     while (got < n) {
+        if (framing_ == http::Framing::Chunked && piece_len_ == 0 && rstart_ == rend_ && !body_failed_) {
+            // Inside a chunk's data with nothing buffered: the rest of the chunk goes straight from the
+            // socket into the caller's buffer.
+            if (const std::uint64_t left = chunked_.data_left(); left > 0) {
+                if (!send_continue()) {
+                    body_failed_ = true;
+                    return -1;
+                }
+                std::size_t want = n - got;
+                if (want > left) want = static_cast<std::size_t>(left);
+                std::int64_t r = recv_blocking(dst + got, want);
+                if (r < 0) {
+                    body_failed_ = true;
+                    return -1;
+                }
+                chunked_.skip_data(static_cast<std::uint64_t>(r));
+                got += static_cast<std::size_t>(r);
+                continue;
+            }
+        }
         std::string_view v = body_peek();
         if (v.empty()) {
             if (body_failed_) return -1;
@@ -778,7 +798,24 @@ std::int64_t Connection::body_read_now(char* dst, std::size_t n) {
         }
         if (body_failed_) return -1;
         if (body_done_ || drained) break;
-        // Everything buffered was decoded: read more into the (emptied) buffer.
+        // Everything buffered was decoded. Inside a chunk's data, the rest of the chunk goes from the
+        // socket straight into dst, as a Content-Length body does.
+        if (const std::uint64_t left = chunked_.data_left(); left > 0) {
+            std::size_t want = n - got;
+            if (want > left) want = static_cast<std::size_t>(left);
+            long r = io_recv(dst + got, want);
+            if (r > 0) {
+                chunked_.skip_data(static_cast<std::uint64_t>(r));
+                got += static_cast<std::size_t>(r);
+                drained = !tls_ && static_cast<std::size_t>(r) < want;
+                continue;
+            }
+            if (r < 0 && errno == EAGAIN) break;
+            peer_closed_ = true;
+            body_failed_ = true;
+            return -1;
+        }
+        // Between chunks: read more into the (emptied) buffer.
         if (!ensure_buffer()) {
             body_failed_ = true;
             return -1;
