@@ -799,38 +799,35 @@ std::int64_t Connection::body_read_now(char* dst, std::size_t n) {
         if (body_failed_) return -1;
         if (body_done_ || drained) break;
         // Everything buffered was decoded. Inside a chunk's data, the rest of the chunk goes from the
-        // socket straight into dst, as a Content-Length body does.
-        if (const std::uint64_t left = chunked_.data_left(); left > 0) {
-            std::size_t want = n - got;
+        // socket straight into dst, as a Content-Length body does; between chunks, into the emptied buffer.
+        const std::uint64_t left = chunked_.data_left();
+        char* to = dst + got;
+        std::size_t want = n - got;
+        if (left > 0) {
             if (want > left) want = static_cast<std::size_t>(left);
-            long r = io_recv(dst + got, want);
-            if (r > 0) {
-                chunked_.skip_data(static_cast<std::uint64_t>(r));
-                got += static_cast<std::size_t>(r);
-                drained = !tls_ && static_cast<std::size_t>(r) < want;
-                continue;
+        } else {
+            if (!ensure_buffer()) {
+                body_failed_ = true;
+                return -1;
             }
-            if (r < 0 && errno == EAGAIN) break;
+            rstart_ = rend_ = 0;
+            to = rbuf_;
+            want = rcap_;
+        }
+        long r = io_recv(to, want);
+        if (r < 0 && errno == EAGAIN) break;
+        if (r <= 0) {
             peer_closed_ = true;
             body_failed_ = true;
             return -1;
         }
-        // Between chunks: read more into the (emptied) buffer.
-        if (!ensure_buffer()) {
-            body_failed_ = true;
-            return -1;
-        }
-        rstart_ = rend_ = 0;
-        long r = io_recv(rbuf_, rcap_);
-        if (r > 0) {
+        drained = !tls_ && static_cast<std::size_t>(r) < want;
+        if (left > 0) {
+            chunked_.skip_data(static_cast<std::uint64_t>(r));
+            got += static_cast<std::size_t>(r);
+        } else {
             rend_ = static_cast<std::uint32_t>(r);
-            drained = !tls_ && static_cast<std::uint32_t>(r) < rcap_;
-            continue;
         }
-        if (r < 0 && errno == EAGAIN) break;
-        peer_closed_ = true;
-        body_failed_ = true;
-        return -1;
     }
     return static_cast<std::int64_t>(got);
 }
