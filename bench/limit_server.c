@@ -10,8 +10,13 @@
  * It ignores request bodies (GET only) and the request line: it bounds what
  * a single-threaded libuv server can do on one core, nothing more.
  *
+ * With BODY_BYTES the body is that many 'x' instead (the 12k and 1m
+ * scenarios).  A response over 4 KiB is not copied: the write points at the
+ * one prebuilt response, once per request answered (a writev), so a large
+ * body costs the kernel's copy into the socket and nothing else.
+ *
  * Build:  gcc -O2 -o limit_server limit_server.c -luv
- * Run:    ./limit_server PORT [HOST]
+ * Run:    ./limit_server PORT [HOST [BODY_BYTES]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +27,15 @@
 
 #define READ_BUF_SIZE 65536
 
-static const char BODY[] = "Hello, World!";
-#define BODY_LEN 13
+#define COPY_MAX 4096
 
-/* Response template, with a Date header refreshed once per second. */
-static char response[256];
+static const char HELLO[] = "Hello, World!";
+static const char *body = HELLO;
+static size_t body_len = 13;
+
+/* The response, with a Date header refreshed once per second (in place: the
+ * date has a fixed length, so a write still pending sees a valid response). */
+static char *response;
 static size_t response_len;
 
 typedef struct {
@@ -37,28 +46,35 @@ typedef struct {
 
 typedef struct {
     uv_write_t req;       /* must be first */
-    uv_buf_t buf;
+    uv_buf_t *bufs;
+    uv_buf_t buf;         /* small responses: one copy per request, in data */
     char data[];
 } write_req_t;
 
 static uv_loop_t *loop;
 
 static void build_response(void) {
-    char date[64];
+    char date[64], head[256];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    int n = snprintf(response, sizeof response,
+    int n = snprintf(head, sizeof head,
                      "HTTP/1.1 200 OK\r\n"
                      "Server: limit\r\n"
                      "Date: %s\r\n"
                      "Content-Type: text/plain\r\n"
-                     "Content-Length: %d\r\n"
-                     "\r\n"
-                     "%s",
-                     date, BODY_LEN, BODY);
-    response_len = (size_t)n;
+                     "Content-Length: %zu\r\n"
+                     "\r\n",
+                     date, body_len);
+    if (!response) {
+        response = malloc((size_t)n + body_len);
+        if (!response)
+            abort();
+        memcpy(response + n, body, body_len);
+        response_len = (size_t)n + body_len;
+    }
+    memcpy(response, head, (size_t)n);
 }
 
 static void on_date_timer(uv_timer_t *t) {
@@ -115,19 +131,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (complete == 0)
         return;
 
-    size_t total = complete * response_len;
-    write_req_t *wr = malloc(sizeof *wr + total);
+    int copy = response_len <= COPY_MAX;
+    size_t extra = copy ? complete * response_len : complete * sizeof(uv_buf_t);
+    write_req_t *wr = malloc(sizeof *wr + extra);
     if (!wr) {
         uv_close((uv_handle_t *)s, on_close);
         return;
     }
-    char *out = wr->data;
-    for (size_t i = 0; i < complete; i++) {
-        memcpy(out, response, response_len);
-        out += response_len;
+    unsigned nbufs = 1;
+    if (copy) {
+        char *out = wr->data;
+        for (size_t i = 0; i < complete; i++) {
+            memcpy(out, response, response_len);
+            out += response_len;
+        }
+        wr->buf = uv_buf_init(wr->data, (unsigned)extra);
+        wr->bufs = &wr->buf;
+    } else {
+        wr->bufs = (uv_buf_t *)wr->data;
+        for (size_t i = 0; i < complete; i++)
+            wr->bufs[i] = uv_buf_init(response, (unsigned)response_len);
+        nbufs = (unsigned)complete;
     }
-    wr->buf = uv_buf_init(wr->data, (unsigned)total);
-    if (uv_write(&wr->req, s, &wr->buf, 1, on_write) != 0) {
+    if (uv_write(&wr->req, s, wr->bufs, nbufs, on_write) != 0) {
         free(wr);
         if (!uv_is_closing((uv_handle_t *)s))
             uv_close((uv_handle_t *)s, on_close);
@@ -157,11 +183,19 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PORT [HOST]\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT [HOST [BODY_BYTES]]\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]);
     const char *host = argc > 2 ? argv[2] : "127.0.0.1";
+    if (argc > 3 && atol(argv[3]) > 0) {
+        body_len = (size_t)atol(argv[3]);
+        char *b = malloc(body_len);
+        if (!b)
+            return 1;
+        memset(b, 'x', body_len);
+        body = b;
+    }
     signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     build_response();

@@ -50,6 +50,7 @@ class Scenario:
     connections: Optional[int] = None   # overrides --connections
     latency_valid: bool = True    # wrk's latency figures are meaningless when pipelining
     tls: bool = False             # https:// with the self-signed bench cert (servers.tls_cert())
+    body_bytes: int = 0           # the response body is this many 'x' (0: 'Hello, World!'); limit-c serves it
     extra: dict = field(default_factory=dict)
 
 
@@ -62,9 +63,9 @@ SCENARIOS = [
     Scenario("json", 'GET /json, {"message": "Hello, World!"} built per request',
              callable="json_app", path="/json", check=_json_hello),
     Scenario("12k", "GET /12k, 12 KiB response body",
-             callable="app_12k", path="/12k", check=_size(12 * 1024)),
+             callable="app_12k", path="/12k", check=_size(12 * 1024), body_bytes=12 * 1024),
     Scenario("1m", "GET /1m, 1 MiB response body",
-             callable="app_1m", path="/1m", check=_size(MIB)),
+             callable="app_1m", path="/1m", check=_size(MIB), body_bytes=MIB),
     Scenario("upload", "POST /upload with a 1 MiB body the app reads fully (wrk lua)",
              callable="upload_app", path="/upload", check=_exact(str(MIB).encode()),
              check_method="POST", check_body=b"x" * MIB,

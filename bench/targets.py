@@ -70,14 +70,21 @@ def evaluate(results: dict) -> list:
         r = a["core_us_per_req"] / best
         rows.append(_row("plaintext ASGI: CPU/request <= 0.6x the best ASGI peer",
                          f"{a['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x", r <= 0.6))
-    # JSON, 12 KiB, 1 MiB
-    def cpu(mine, best, name):
-        r = mine["core_us_per_req"] / best
-        return f"{mine['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x", r <= 0.85
-
+    # JSON, 12 KiB, 1 MiB; where the C limit server ran the scenario (a fixed body from memory, no
+    # Python), its figure is shown too: a target below it is out of any server's reach on this machine.
     for scen in ("json", "12k", "1m"):
-        _per_kind(rows, _summ(results, scen), scen + " {K}: CPU/request <= 0.85x the best {K} peer",
-                  "core_us_per_req", False, cpu)
+        rs = _summ(results, scen)
+        limit = (rs.get("limit-c", (None,))[0] or {}).get("core_us_per_req")
+
+        def cpu(mine, best, name, limit=limit):
+            r = mine["core_us_per_req"] / best
+            fig = f"{mine['core_us_per_req']:.2f} vs {name} {best:.2f} us = {r:.2f}x"
+            if limit:
+                fig += f" (0.85x = {0.85 * best:.2f} us; the C limit server {limit:.2f} us"
+                fig += ", above the target)" if limit > 0.85 * best else ")"
+            return fig, r <= 0.85
+
+        _per_kind(rows, rs, scen + " {K}: CPU/request <= 0.85x the best {K} peer", "core_us_per_req", False, cpu)
     # pipelining
     pl = _summ(results, "pipeline")
     ng = pl.get("nginx", (None,))[0]
