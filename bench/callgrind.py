@@ -604,7 +604,7 @@ def write_report(meta, rows, results_dir, top_n):
             L.append(f"| {i} | `{fn}` | {f['object']} | {f['bucket']} | {_n(f['self'])} | "
                      f"{_n(f['inclusive'])} |")
         L.append("")
-        L.append(f"luath's functions by inclusive Ir/request (with the Python they call): " +
+        L.append("luath's functions by inclusive Ir/request (with the Python they call): " +
                  "; ".join(f"`{_short_fn(f['function'])}` {_n(f['inclusive'])}"
                            for f in r["luath_inclusive"][:8]))
         L.append("")

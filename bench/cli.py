@@ -113,14 +113,12 @@ def run_one(spec, scen, args, rnd) -> dict:
         srv.check(scen)
         url = f"{srv.scheme}://127.0.0.1:{srv.port}{scen.path}"
         # what the server core does while the server idles: other work that
-        # will also land in the 'core CPU' figure of this run
-        # (waits up to --idle-wait seconds for it to fall under --idle-threshold)
+        # will also land in the 'core CPU' figure of this run, and the server's
+        # own idle CPU (a busy-polling server), told apart by its process time
+        # (waits up to --idle-wait seconds for the other work to fall under --idle-threshold)
         deadline = time.monotonic() + args.idle_wait
         while True:
-            b0 = M.cpu_core_jiffies(args.server_core)
-            time.sleep(0.5)
-            b1 = M.cpu_core_jiffies(args.server_core)
-            bg = (b1[0] - b0[0]) / max(1, b1[1] - b0[1])
+            bg, own = M.idle_sample(srv.pid, args.server_core)
             if bg * 100 <= args.idle_threshold or time.monotonic() >= deadline:
                 break
         if args.warmup > 0:
@@ -133,6 +131,7 @@ def run_one(spec, scen, args, rnd) -> dict:
         if srv.proc.poll() is not None:
             res.setdefault("error", f"server died during the run: {srv.log_tail()}")
         res["core_bg_util"] = bg
+        res["server_idle_util"] = own
         res["round"] = rnd
         res["connections"] = conns
         return res
@@ -257,6 +256,8 @@ def main(argv=None) -> int:
                             f"proc {res['proc_us_per_req']:6.2f} us/req  "
                             f"util {100 * (res['core_util'] or 0):3.0f}%/wrk {100 * (res['client_util'] or 0):3.0f}%"
                             f"  bg {100 * res['core_bg_util']:3.0f}%"
+                            + (f"  idle-spin {100 * res['server_idle_util']:3.0f}%"
+                               if res.get("server_idle_util", 0) > 0.25 else "")
                             + (f"  ERRORS {errs}" if errs else ""))
                     time.sleep(0.3)
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,20 @@ def session_cpu_ticks(sid: int) -> int:
     process in session `sid` -- i.e. the server and all its workers/threads."""
     # utime(14) stime(15) cutime(16) cstime(17) are rest[11..14]
     return sum(int(r[11]) + int(r[12]) + int(r[13]) + int(r[14]) for _, r in _session_stats(sid))
+
+
+def idle_sample(sid: int, core: int, seconds: float = 0.5) -> tuple:
+    """(other, own) utilisation of the server core over `seconds` while the server idles:
+    `own` is the server's process tree's CPU (a server that busy-polls shows here), `other`
+    the rest of the core's busy time (other work that would also land in 'core CPU')."""
+    b0, t0 = cpu_core_jiffies(core)
+    p0 = session_cpu_ticks(sid)
+    time.sleep(seconds)
+    b1, t1 = cpu_core_jiffies(core)
+    p1 = session_cpu_ticks(sid)
+    total = max(1, t1 - t0)
+    own = min(1.0, (p1 - p0) / total)
+    return max(0.0, (b1 - b0) / total - own), own
 
 
 def session_rss_kb(sid: int) -> int:

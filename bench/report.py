@@ -17,7 +17,7 @@ def summarize(runs: list) -> Optional[dict]:
         return None
     s = {"rounds": len(ok)}
     for key in ("rps", "p50_ms", "p99_ms", "core_us_per_req", "proc_us_per_req", "core_util",
-                "client_util", "core_bg_util", "rss_start_kb", "rss_peak_kb"):
+                "client_util", "core_bg_util", "server_idle_util", "rss_start_kb", "rss_peak_kb"):
         v = _vals(ok, key)
         if v:
             s[key] = statistics.median(v)
@@ -95,6 +95,12 @@ def scenario_table(name: str, sc: dict, baseline: str) -> str:
                       f"the runs (server idle): median {100 * statistics.median(bgs):.0f}%, "
                       f"max {100 * max(bgs):.0f}%. 'core CPU' is inflated by that; "
                       f"'process CPU' is the robust figure for this scenario.**"]
+    spinners = [(n, max(r.get("server_idle_util") or 0 for r in d["runs"]))
+                for n, d in servers.items()
+                if any((r.get("server_idle_util") or 0) > 0.25 for r in d.get("runs", []))]
+    for n, own in spinners:
+        lines += ["", f"_{n} used {100 * own:.0f}% of its core while idle (busy polling): its CPU "
+                      f"figures include that spin._"]
     failed = [(n, d) for n, d in servers.items() if not summ[n]]
     if failed:
         lines += ["", "Not measured:", ""]
@@ -122,8 +128,10 @@ LEGEND = """\
   (/proc/PID/stat, all processes of its session, threads included) / requests.
 - **vs BASE**: req/s ratio (>1: faster than BASE) and CPU-per-request ratios, core and
   process (>1: costs more CPU per request than BASE).
-- **bg** (JSON `core_bg_util`): server-core utilisation over 0.5 s with the server idle,
-  just before each run; a warning is printed under the table when it exceeds 5%.
+- **bg** (JSON `core_bg_util`): server-core utilisation by other work over 0.5 s with the
+  server idle, just before each run (the server's own idle CPU, JSON `server_idle_util`, is
+  subtracted and reported apart: a busy-polling server); a warning is printed under the table
+  when it exceeds 5%.
 - **core busy srv/wrk**: utilisation of the server core and of the wrk core during
   the run; wrk near 100% means the load generator, not the server, was the limit.
 - (ref): reference servers with no Python (bench/limit_server.c, nginx).
