@@ -257,7 +257,7 @@ def main(argv=None) -> int:
                             f"util {100 * (res['core_util'] or 0):3.0f}%/wrk {100 * (res['client_util'] or 0):3.0f}%"
                             f"  bg {100 * res['core_bg_util']:3.0f}%"
                             + (f"  idle-spin {100 * res['server_idle_util']:3.0f}%"
-                               if res.get("server_idle_util", 0) > 0.25 else "")
+                               if res.get("server_idle_util", 0) > M.IDLE_SPIN else "")
                             + (f"  ERRORS {errs}" if errs else ""))
                     time.sleep(0.3)
     except KeyboardInterrupt:

@@ -52,6 +52,10 @@ def session_cpu_ticks(sid: int) -> int:
     return sum(int(r[11]) + int(r[12]) + int(r[13]) + int(r[14]) for _, r in _session_stats(sid))
 
 
+# a server using more than this share of its core while idle busy-polls; reports name it
+IDLE_SPIN = 0.25
+
+
 def idle_sample(sid: int, core: int, seconds: float = 0.5) -> tuple:
     """(other, own) utilisation of the server core over `seconds` while the server idles:
     `own` is the server's process tree's CPU (a server that busy-polls shows here), `other`

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench import targets
+from bench.measure import IDLE_SPIN
 
 
 def _vals(runs, key):
@@ -95,12 +96,11 @@ def scenario_table(name: str, sc: dict, baseline: str) -> str:
                       f"the runs (server idle): median {100 * statistics.median(bgs):.0f}%, "
                       f"max {100 * max(bgs):.0f}%. 'core CPU' is inflated by that; "
                       f"'process CPU' is the robust figure for this scenario.**"]
-    spinners = [(n, max(r.get("server_idle_util") or 0 for r in d["runs"]))
-                for n, d in servers.items()
-                if any((r.get("server_idle_util") or 0) > 0.25 for r in d.get("runs", []))]
-    for n, own in spinners:
-        lines += ["", f"_{n} used {100 * own:.0f}% of its core while idle (busy polling): its CPU "
-                      f"figures include that spin._"]
+    for n in ok:
+        own = summ[n].get("server_idle_util_max", 0)
+        if own > IDLE_SPIN:
+            lines += ["", f"_{n} used {100 * own:.0f}% of its core while idle (busy polling): its CPU "
+                          f"figures include that spin._"]
     failed = [(n, d) for n, d in servers.items() if not summ[n]]
     if failed:
         lines += ["", "Not measured:", ""]
