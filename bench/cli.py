@@ -43,6 +43,10 @@ def parse_args(argv):
     p.add_argument("--baseline", default="luath-wsgi", help="server the ratios are relative to")
     p.add_argument("--server-core", type=int, default=0, help="core for the servers")
     p.add_argument("--client-core", default="1", help="core list for wrk")
+    p.add_argument("--tls-client", choices=("http_client", "wrk"), default="http_client",
+                   help="load generator of the tls scenario: bench/http_client.cpp (its own TLS 1.3 "
+                        "records, one send and one recv a request) or wrk, which spends twice its "
+                        "plaintext CPU on a TLS request and becomes the bottleneck")
     p.add_argument("--idle-wait", type=float, default=15,
                    help="before each run, wait up to this many seconds for the server core "
                         "to be idle (other work on it inflates 'core CPU'); 0: don't wait")
@@ -104,6 +108,11 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _client(scen, args) -> str:
+    """The scenario's load generator; --tls-client wrk puts wrk back on the tls scenario."""
+    return "wrk" if scen.tls and args.tls_client == "wrk" else scen.client
+
+
 def run_one(spec, scen, args, rnd) -> dict:
     """Start, check, warm up, measure, stop.  Returns a run dict or raises StartError."""
     conns = scen.connections or args.connections
@@ -123,11 +132,11 @@ def run_one(spec, scen, args, rnd) -> dict:
                 break
         if args.warmup > 0:
             M.run_wrk(M.wrk_command(url, args.warmup, conns, args.threads, args.client_core,
-                                    scen.script, scen.script_args), args.warmup)
+                                    scen.script, scen.script_args, client=_client(scen, args)), args.warmup)
         if srv.proc.poll() is not None:
             raise servers.StartError(f"died during warm-up: {srv.log_tail()}")
         res = M.measure(url, srv.pid, args.server_core, args.duration, conns, args.threads,
-                        args.client_core, scen.script, scen.script_args)
+                        args.client_core, scen.script, scen.script_args, client=_client(scen, args))
         if srv.proc.poll() is not None:
             res.setdefault("error", f"server died during the run: {srv.log_tail()}")
         res["core_bg_util"] = bg
@@ -190,6 +199,9 @@ def main(argv=None) -> int:
         return 2
 
     build_err = servers.build_limit_server(log) if "limit-c" in srv_names else None
+    client_err = None
+    if any(_client(scenarios.BY_NAME[s], args) == "http_client" for s in scen_names):
+        client_err = M.build_http_client(log)
 
     meta = _meta(args)
     meta["install"] = install
@@ -213,7 +225,8 @@ def main(argv=None) -> int:
                   "wrk_example": " ".join(M.wrk_command(
                       ("https" if scen.tls else "http") + "://127.0.0.1:PORT" + scen.path,
                       args.duration, conns,
-                      args.threads, args.client_core, scen.script, scen.script_args))
+                      args.threads, args.client_core, scen.script, scen.script_args,
+                      client=_client(scen, args)))
                   .replace(str(REPO_ROOT) + "/", "")}
             results["scenarios"][sname] = sc
             specs = [servers.BY_NAME[n] for n in srv_names
@@ -223,6 +236,8 @@ def main(argv=None) -> int:
                 reason = servers.available(spec)
                 if spec.name == "limit-c" and build_err:
                     reason = build_err
+                if client_err and _client(scen, args) == "http_client":
+                    reason = reason or f"bench/http_client not built: {client_err}"
                 if reason:
                     entry["failed"] = reason
                 sc["servers"][spec.name] = entry
@@ -254,7 +269,7 @@ def main(argv=None) -> int:
                             f"p50 {res['p50_ms']:7.3f} ms  p99 {res['p99_ms']:7.3f} ms  "
                             f"core {res['core_us_per_req']:6.2f} us/req  "
                             f"proc {res['proc_us_per_req']:6.2f} us/req  "
-                            f"util {100 * (res['core_util'] or 0):3.0f}%/wrk {100 * (res['client_util'] or 0):3.0f}%"
+                            f"util {100 * (res['core_util'] or 0):3.0f}%/client {100 * (res['client_util'] or 0):3.0f}%"
                             f"  bg {100 * res['core_bg_util']:3.0f}%"
                             + (f"  idle-spin {100 * res['server_idle_util']:3.0f}%"
                                if res.get("server_idle_util", 0) > M.IDLE_SPIN else "")

@@ -1,4 +1,5 @@
-"""wrk runs, wrk output parsing, and CPU accounting from /proc."""
+"""Load-generator runs (wrk, or bench/http_client for TLS), wrk output parsing, and CPU
+accounting from /proc."""
 import os
 import re
 import subprocess
@@ -7,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bench import LUA_DIR
+from bench import BENCH_DIR, LUA_DIR, REPO_ROOT, WORK_DIR
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -143,8 +144,38 @@ def parse_wrk(out: str) -> dict:
     return r
 
 
+HTTP_CLIENT_SRC = BENCH_DIR / "http_client.cpp"
+HTTP_CLIENT_BIN = WORK_DIR / "http_client"
+
+
+def build_http_client(log=print) -> Optional[str]:
+    """Compile bench/http_client.cpp (when older than its source); returns an error string or None."""
+    deps = (HTTP_CLIENT_SRC, REPO_ROOT / "src" / "core" / "net" / "tls_record.hpp")
+    if HTTP_CLIENT_BIN.exists() and all(HTTP_CLIENT_BIN.stat().st_mtime >= d.stat().st_mtime for d in deps):
+        return None
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = ["g++", "-std=c++20", "-O2", "-Wall", "-I", str(REPO_ROOT / "src" / "core"),
+           "-o", str(HTTP_CLIENT_BIN), str(HTTP_CLIENT_SRC), "-lssl", "-lcrypto"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"g++ failed: {e}"
+    if r.returncode != 0:
+        return "g++ failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    log(f"built {HTTP_CLIENT_BIN.relative_to(REPO_ROOT)}")
+    return None
+
+
 def wrk_command(url: str, duration: float, connections: int, threads: int, core: str,
-                script: Optional[str] = None, script_args=(), timeout_s: int = 5) -> list:
+                script: Optional[str] = None, script_args=(), timeout_s: int = 5,
+                client: str = "wrk") -> list:
+    """The load generator's command line: wrk, or bench/http_client (one thread, busy-polling its core,
+    wrk's output format; no lua scripts)."""
+    if client == "http_client":
+        if script:
+            raise ValueError("http_client runs no wrk scripts")
+        return ["taskset", "-c", core, str(HTTP_CLIENT_BIN), "-c", str(connections), "-d", f"{duration:g}",
+                "--latency", "--spin", url]
     cmd = ["taskset", "-c", core, "wrk", f"-t{threads}", f"-c{connections}",
            f"-d{duration:g}s", f"--timeout={timeout_s}s", "--latency"]
     if script:
@@ -156,7 +187,7 @@ def wrk_command(url: str, duration: float, connections: int, threads: int, core:
 
 
 def run_wrk(cmd: list, duration: float) -> tuple:
-    """Run wrk; returns (parsed dict, raw stdout).  Never raises on wrk failure."""
+    """Run wrk (or http_client); returns (parsed dict, raw stdout).  Never raises on its failure."""
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     except subprocess.TimeoutExpired:
@@ -178,9 +209,9 @@ def _cores(spec: str) -> list:
 
 
 def measure(url: str, sid: int, server_core: int, duration: float, connections: int,
-            threads: int, client_core: str, script=None, script_args=()) -> dict:
-    """One measured wrk run with CPU accounting around it."""
-    cmd = wrk_command(url, duration, connections, threads, client_core, script, script_args)
+            threads: int, client_core: str, script=None, script_args=(), client: str = "wrk") -> dict:
+    """One measured load-generator run with CPU accounting around it."""
+    cmd = wrk_command(url, duration, connections, threads, client_core, script, script_args, client=client)
     client_cores = _cores(client_core)
     busy0, total0 = cpu_core_jiffies(server_core)
     cl0 = [cpu_core_jiffies(c) for c in client_cores]

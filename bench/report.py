@@ -66,7 +66,7 @@ def scenario_table(name: str, sc: dict, baseline: str) -> str:
         lines += [f"`{wrk}`", ""]
     lines += [
         f"| server | req/s median [min-max] | p50 | p99 | core CPU us/req | process CPU us/req "
-        f"| req/s vs {baseline} | CPU/req vs {baseline} (core / process) | core busy srv/wrk | errors |",
+        f"| req/s vs {baseline} | CPU/req vs {baseline} (core / process) | core busy srv/client | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in ok:
@@ -132,8 +132,13 @@ LEGEND = """\
   server idle, just before each run (the server's own idle CPU, JSON `server_idle_util`, is
   subtracted and reported apart: a busy-polling server); a warning is printed under the table
   when it exceeds 5%.
-- **core busy srv/wrk**: utilisation of the server core and of the wrk core during
-  the run; wrk near 100% means the load generator, not the server, was the limit.
+- **core busy srv/client**: utilisation of the server core and of the load generator's core
+  during the run; wrk near 100% means the load generator, not the server, was the limit.
+- **load generator**: wrk, except in the tls scenario: bench/http_client.cpp (its own TLS 1.3
+  records, one send and one recv a request), since wrk spends about twice its plaintext CPU on a
+  TLS request and was the limit there (`--tls-client wrk` puts wrk back). http_client busy-polls,
+  so its core always shows 100%: there the server core's figure tells whether the server was
+  the limit.
 - (ref): reference servers with no Python (bench/limit_server.c, nginx).
 - Absolute numbers are noisy (shared 2-core machine); only ratios within one run count.
 """
@@ -150,7 +155,7 @@ def meta_block(meta: dict) -> str:
         f"- date: {meta['date']}  git: {meta.get('git') or '-'}",
         f"- machine: {meta.get('cpu_model', '?')}, {meta.get('nproc')} cores, "
         f"kernel {meta.get('kernel')}, Python {meta.get('python')}",
-        f"- server pinned to core {meta['server_core']}, wrk pinned to core "
+        f"- server pinned to core {meta['server_core']}, the load generator to core "
         f"{meta['client_core']}; 1 worker each; wrk -t{meta['threads']} -c{meta['connections']} "
         f"-d{meta['duration']:g}s, warm-up {meta['warmup']:g}s, {meta['rounds']} interleaved rounds",
         f"- load average at start: {meta.get('loadavg')}",

@@ -51,6 +51,7 @@ class Scenario:
     latency_valid: bool = True    # wrk's latency figures are meaningless when pipelining
     tls: bool = False             # https:// with the self-signed bench cert (servers.tls_cert())
     body_bytes: int = 0           # the response body is this many 'x' (0: 'Hello, World!'); limit-c serves it
+    client: str = "wrk"           # the load generator: "wrk" or "http_client" (bench/http_client.cpp)
     extra: dict = field(default_factory=dict)
 
 
@@ -73,8 +74,9 @@ SCENARIOS = [
     Scenario("c1000", "plaintext with 1,000 concurrent keep-alive connections",
              callable="app", path="/", connections=1000),
     Scenario("tls", "plaintext over HTTPS (TLS 1.3, keep-alive: one handshake per connection, "
-             "then records); luath-plain is luath-wsgi without TLS for reference",
-             callable="app", path="/", tls=True),
+             "then records); luath-plain is luath-wsgi without TLS for reference; load from "
+             "bench/http_client (wrk spends twice its plaintext CPU on a TLS request and was the bottleneck)",
+             callable="app", path="/", tls=True, client="http_client"),
 ]
 
 BY_NAME = {s.name: s for s in SCENARIOS}

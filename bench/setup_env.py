@@ -12,7 +12,7 @@ from typing import Optional
 
 from bench import REPO_ROOT, VENV_DIR, VENV_PY, WORK_DIR
 
-APT_PACKAGES = ["wrk", "nginx-light", "libuv1-dev", "gcc", "libev-dev", "util-linux"]
+APT_PACKAGES = ["wrk", "nginx-light", "libuv1-dev", "gcc", "g++", "libssl-dev", "libev-dev", "util-linux"]
 
 # (status key, pip arguments).  luath is installed from the repository itself.
 PEERS = [

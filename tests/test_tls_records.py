@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -118,6 +119,32 @@ def test_tls12_client_still_served(tls_server, certs):  # noqa: F811
             assert c.request("GET", "/").body == b"Hello, TLS!"
         r = c.request("GET", f"/big?n={MiB}")
         assert len(r.body) == MiB
+
+
+@needs_tls
+@pytest.mark.skipif(not shutil.which("g++"), reason="no g++ to build bench/http_client")
+@pytest.mark.parametrize("mode", MODES)
+def test_bench_http_client_both_record_layers(tls_server, certs, mode):  # noqa: F811
+    """bench/http_client.cpp, the load generator of the bench's tls scenario, against each server record
+    layer, with its own records (EVP, keys from the key log, the session tickets skipped: an implementation
+    apart from the server's) and with OpenSSL's: every response whole (one record, and two for 20,000
+    bytes), no error, no status but 200."""
+    from bench import measure
+
+    err = measure.build_http_client(log=lambda *_: None)
+    assert err is None, err
+    srv = tls_server(mode)
+    for path in ("/", "/big?n=20000"):
+        for extra in ([], ["--openssl-records"]):
+            cmd = [str(measure.HTTP_CLIENT_BIN), "-c", "8", "-d", "0.5", *extra, f"https://{HOST}:{srv.port}{path}"]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            r = measure.parse_wrk(out.stdout)
+            assert out.returncode == 0 and r["requests"] and r["requests"] > 20, (cmd, out.stdout, out.stderr)
+            assert r["socket_errors"] == 0 and r["non2xx"] == 0, (cmd, out.stdout)
+            m = re.search(r"TLS handshakes: (\d+) own records, (\d+) OpenSSL's", out.stdout)
+            assert m, out.stdout
+            own, theirs = int(m.group(1)), int(m.group(2))
+            assert (own, theirs) == ((0, 8) if extra else (8, 0)), out.stdout
 
 
 @needs_tls
