@@ -1,4 +1,4 @@
-"""Issue 7's targets, checked against one run's results: a markdown table with each target met or not.
+"""Issues 6 and 7's targets, checked against one run's results: a markdown table with each target met or not.
 
 CPU per request is the server core's busy time per request ("core CPU us/req", the figure the targets
 are stated in); peers are the Python servers (not the no-Python references, not luath). A luath WSGI
@@ -114,6 +114,16 @@ def evaluate(results: dict) -> list:
     _per_kind(rows, _summ(results, "c1000"), "1,000 connections {K}: p99 <= the best {K} peer's", "p99_ms",
               False, lambda mine, best, name: (f"{mine['p99_ms']:.2f} vs {name} {best:.2f} ms",
                                                mine["p99_ms"] <= best))
+    # TLS (issue 6): luath's TLS against its own plaintext (luath-plain), the same load generator
+    tl = _summ(results, "tls")
+    t, p = tl.get("luath-wsgi", (None,))[0], tl.get("luath-plain", (None,))[0]
+    label = "tls WSGI: req/s >= 0.85x luath's own plaintext"
+    if t and p:
+        r = t["rps"] / p["rps"]
+        rows.append(_row(label, f"{t['rps']:,.0f} vs {p['rps']:,.0f} = {r:.2f}x (CPU/request "
+                                f"{t['core_us_per_req']:.2f} vs {p['core_us_per_req']:.2f} us)", r >= 0.85))
+    else:
+        rows.append(_row(label, "-", None))
     return rows
 
 
@@ -127,7 +137,7 @@ def table(results: dict) -> str:
     if len(measured) < len(rows):
         count = (f"{met} of the {len(measured)} measured here met in this run "
                  f"({len(rows) - len(measured)} not measured: their scenarios or servers were not run). ")
-    lines = ["## Targets (issue 7)", "", count + __doc__.split("\n\n")[1].replace("\n", " "),
+    lines = ["## Targets (issues 6 and 7)", "", count + __doc__.split("\n\n")[1].replace("\n", " "),
              "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {t} | {f} | {v} |" for t, f, v in rows]
     return "\n".join(lines) + "\n"
