@@ -8,10 +8,11 @@
 // read-ahead off, two epoll_ctl() per request).  With the load generator on one core and the server on the
 // other, the tls scenario measured wrk: wrk at 99% of its core, the server idle 15-25% of the time.  So
 // this client does the TLS 1.3 handshake with OpenSSL, then protects and opens the application-data
-// records itself (the key schedule from the handshake's traffic secrets, RFC 8446 7.1-7.3; AES-GCM or
-// ChaCha20-Poly1305 through EVP; the framing from luath's own src/core/net/tls_record.hpp).  Session
-// tickets the server sends after the handshake are opened and skipped.  --openssl-records keeps
-// OpenSSL's record layer (SSL_read/SSL_write) instead, for comparison; so does a TLS 1.2 connection.
+// records itself (keys from the handshake's traffic secrets, RFC 8446 7.1-7.3; AES-GCM or
+// ChaCha20-Poly1305 through EVP; the framing and key schedule from luath's src/core/net/tls_record.hpp
+// and tls13_keys.hpp, the cipher calls its own).  Session tickets the server sends after the handshake
+// are opened and skipped.  --openssl-records keeps OpenSSL's record layer (SSL_read/SSL_write) instead,
+// for comparison; so does a TLS 1.2 connection.
 //
 //   http_client [-c CONNECTIONS] [-d SECONDS] [--latency] [--spin] [--openssl-records] URL
 //
@@ -22,10 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/core_names.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -40,6 +38,7 @@
 #include <ctime>
 #include <initializer_list>
 
+#include "net/tls13_keys.hpp"
 #include "net/tls_record.hpp"
 
 namespace tls13 = luath::net::tls13;
@@ -99,45 +98,16 @@ std::uint64_t now_ns() {
 
 // ------------------------------------------------------------------ the own record layer
 
-struct Suite {
-    int id;
-    const char* cipher;
-    const char* digest;
-    std::size_t key_len, hash_len;
-};
-constexpr Suite kSuites[] = {
-    {0x1301, "AES-128-GCM", "SHA256", 16, 32},
-    {0x1302, "AES-256-GCM", "SHA384", 32, 48},
-    {0x1303, "ChaCha20-Poly1305", "SHA256", 32, 32},
-};
-
-bool expand_label(const Suite& s, const unsigned char* secret, const char* label, unsigned char* out,
-                  std::size_t out_len) {
-    static EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-    unsigned char info[2 + 1 + 255 + 1];
-    std::size_t info_len = tls13::hkdf_label(info, out_len, label);
-    EVP_KDF_CTX* k = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
-    if (!k || !info_len) return false;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(s.digest), 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<unsigned char*>(secret), s.hash_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, info_len),
-        OSSL_PARAM_construct_end(),
-    };
-    bool ok = EVP_KDF_derive(k, out, out_len, params) == 1;
-    EVP_KDF_CTX_free(k);
-    return ok;
-}
+using tls13::kSuites;
+using tls13::Suite;
 
 bool direction_init(Direction& d, const Suite& s, bool encrypt) {
     static EVP_CIPHER* ciphers[3] = {};
     int i = static_cast<int>(&s - kSuites);
     if (!ciphers[i]) ciphers[i] = EVP_CIPHER_fetch(nullptr, s.cipher, nullptr);
     unsigned char key[32];
-    if (!ciphers[i] || d.secret_len != s.hash_len || !expand_label(s, d.secret, "key", key, s.key_len) ||
-        !expand_label(s, d.secret, "iv", d.iv, tls13::kNonceLen))
+    if (!ciphers[i] || d.secret_len != s.hash_len || !tls13::expand_label(s, d.secret, "key", key, s.key_len) ||
+        !tls13::expand_label(s, d.secret, "iv", d.iv, tls13::kNonceLen))
         return false;
     d.ctx = EVP_CIPHER_CTX_new();
     d.seq = 0;
@@ -147,25 +117,23 @@ bool direction_init(Direction& d, const Suite& s, bool encrypt) {
 // The keylog callback hands over the traffic secrets of the handshake (the only public way to get them).
 void keylog(const SSL* ssl, const char* line) {
     Conn* c = static_cast<Conn*>(SSL_get_app_data(ssl));
-    Direction* d = !std::strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24)   ? &c->out
-                   : !std::strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) ? &c->in
-                                                                          : nullptr;
-    const char* hex = d ? std::strchr(line + 24, ' ') : nullptr;  // after the client random
-    if (!hex) return;
-    std::size_t n = std::strlen(hex + 1) / 2;
-    if (n <= sizeof d->secret && tls13::unhex(hex + 1, 2 * n, d->secret, n)) d->secret_len = n;
+    unsigned char secret[48];
+    tls13::KeylogSecret k = tls13::parse_keylog(line, secret);
+    if (k.side == tls13::KeylogSecret::kNone) return;
+    Direction& d = k.side == tls13::KeylogSecret::kClient ? c->out : c->in;
+    std::memcpy(d.secret, secret, sizeof secret);
+    d.secret_len = k.len;
 }
 
 // After the handshake: take over the records when the connection is TLS 1.3 with a known suite.
 void own_records_start(Conn* c) {
     if (openssl_records || SSL_version(c->ssl) != TLS1_3_VERSION) return;
-    int id = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(c->ssl));
-    for (const Suite& s : kSuites) {
-        if (s.id != id) continue;
-        if (!direction_init(c->out, s, true) || !direction_init(c->in, s, false)) die("own record layer");
-        c->own = true;
-        c->rlen = 0;
-    }
+    int i = tls13::suite_index(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(c->ssl)));
+    if (i < 0) return;
+    if (!direction_init(c->out, kSuites[i], true) || !direction_init(c->in, kSuites[i], false))
+        die("own record layer");
+    c->own = true;
+    c->rlen = 0;
 }
 
 void own_seal(Conn* c) {  // the request, as one record, into wbuf
@@ -497,9 +465,12 @@ int main(int argc, char** argv) {
             print_latency(label, static_cast<double>(b) + 0.5);
         }
     }
-    std::printf("  %llu requests in %.2fs", done, elapsed);
-    if (https) std::printf(", TLS handshakes: %llu own records, %llu OpenSSL's", own_handshakes, openssl_handshakes);
-    std::printf("\n");
+    // "N requests in Ts," is wrk's wording, which measure.parse_wrk() reads
+    if (https)
+        std::printf("  %llu requests in %.2fs, TLS handshakes: %llu own records, %llu OpenSSL's\n", done, elapsed,
+                    own_handshakes, openssl_handshakes);
+    else
+        std::printf("  %llu requests in %.2fs, plain TCP\n", done, elapsed);
     if (err_connect + err_read + err_write)
         std::printf("  Socket errors: connect %llu, read %llu, write %llu, timeout 0\n", err_connect, err_read,
                     err_write);

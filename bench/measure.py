@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from bench import BENCH_DIR, LUA_DIR, REPO_ROOT, WORK_DIR
+from bench import BENCH_DIR, LUA_DIR, REPO_ROOT, WORK_DIR, build_tool
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -149,21 +149,11 @@ HTTP_CLIENT_BIN = WORK_DIR / "http_client"
 
 
 def build_http_client(log=print) -> Optional[str]:
-    """Compile bench/http_client.cpp (when older than its source); returns an error string or None."""
-    deps = (HTTP_CLIENT_SRC, REPO_ROOT / "src" / "core" / "net" / "tls_record.hpp")
-    if HTTP_CLIENT_BIN.exists() and all(HTTP_CLIENT_BIN.stat().st_mtime >= d.stat().st_mtime for d in deps):
-        return None
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    cmd = ["g++", "-std=c++20", "-O2", "-Wall", "-I", str(REPO_ROOT / "src" / "core"),
-           "-o", str(HTTP_CLIENT_BIN), str(HTTP_CLIENT_SRC), "-lssl", "-lcrypto"]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"g++ failed: {e}"
-    if r.returncode != 0:
-        return "g++ failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    log(f"built {HTTP_CLIENT_BIN.relative_to(REPO_ROOT)}")
-    return None
+    """Compile bench/http_client.cpp (when older than its sources); returns an error string or None."""
+    net = REPO_ROOT / "src" / "core" / "net"
+    return build_tool(HTTP_CLIENT_BIN, (HTTP_CLIENT_SRC, net / "tls_record.hpp", net / "tls13_keys.hpp"),
+                      ["g++", "-std=c++20", "-O2", "-Wall", "-I", str(REPO_ROOT / "src" / "core"),
+                       "-o", str(HTTP_CLIENT_BIN), str(HTTP_CLIENT_SRC), "-lssl", "-lcrypto"], log)
 
 
 def wrk_command(url: str, duration: float, connections: int, threads: int, core: str,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench import BENCH_DIR, REPO_ROOT, VENV_DIR, VENV_PY, WORK_DIR
+from bench import BENCH_DIR, REPO_ROOT, VENV_DIR, VENV_PY, WORK_DIR, build_tool
 from bench.scenarios import Scenario
 
 VBIN = VENV_DIR / "bin"
@@ -135,17 +135,8 @@ BY_NAME = {s.name: s for s in SERVERS}
 
 def build_limit_server(log=print) -> Optional[str]:
     """Compile bench/limit_server.c; returns an error string or None."""
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
     src = BENCH_DIR / "limit_server.c"
-    cmd = ["gcc", "-O2", "-Wall", "-o", str(LIMIT_BIN), str(src), "-luv"]
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"gcc failed: {e}"
-    if r.returncode != 0:
-        return "gcc failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-    log(f"built {LIMIT_BIN.relative_to(REPO_ROOT)}")
-    return None
+    return build_tool(LIMIT_BIN, (src,), ["gcc", "-O2", "-Wall", "-o", str(LIMIT_BIN), str(src), "-luv"], log)
 
 
 def write_nginx_config(port: int) -> Path:

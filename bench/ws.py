@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from bench import BENCH_DIR, REPO_ROOT, VENV_DIR, WORK_DIR
+from bench import BENCH_DIR, REPO_ROOT, VENV_DIR, WORK_DIR, build_tool
 
 CLIENT_SRC = BENCH_DIR / "ws_client.c"
 CLIENT_BIN = WORK_DIR / "ws_client"
@@ -41,10 +41,9 @@ def server_commands(port: int) -> dict:
 
 
 def build_client() -> None:
-    if CLIENT_BIN.exists() and CLIENT_BIN.stat().st_mtime >= CLIENT_SRC.stat().st_mtime:
-        return
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(CLIENT_BIN), str(CLIENT_SRC)], check=True)
+    err = build_tool(CLIENT_BIN, (CLIENT_SRC,), ["gcc", "-O2", "-Wall", "-o", str(CLIENT_BIN), str(CLIENT_SRC)])
+    if err:
+        raise SystemExit(err)
 
 
 def free_port() -> int:

@@ -124,7 +124,7 @@ def test_tls12_client_still_served(tls_server, certs):  # noqa: F811
 @needs_tls
 @pytest.mark.skipif(not shutil.which("g++"), reason="no g++ to build bench/http_client")
 @pytest.mark.parametrize("mode", MODES)
-def test_bench_http_client_both_record_layers(tls_server, certs, mode):  # noqa: F811
+def test_bench_http_client_both_record_layers(tls_server, start_server, certs, mode):  # noqa: F811
     """bench/http_client.cpp, the load generator of the bench's tls scenario, against each server record
     layer, with its own records (EVP, keys from the key log, the session tickets skipped: an implementation
     apart from the server's) and with OpenSSL's: every response whole (one record, and two for 20,000
@@ -145,6 +145,12 @@ def test_bench_http_client_both_record_layers(tls_server, certs, mode):  # noqa:
             assert m, out.stdout
             own, theirs = int(m.group(1)), int(m.group(2))
             assert (own, theirs) == ((0, 8) if extra else (8, 0)), out.stdout
+    if mode == "own":  # and plain HTTP, the tls scenario's luath-plain
+        plain = start_server(WSGI, "--workers", "1")
+        out = subprocess.run([str(measure.HTTP_CLIENT_BIN), "-c", "8", "-d", "0.5", f"http://{HOST}:{plain.port}/"],
+                             capture_output=True, text=True, timeout=30)
+        r = measure.parse_wrk(out.stdout)
+        assert r["requests"] and r["requests"] > 20 and r["socket_errors"] == 0 and r["non2xx"] == 0, out.stdout
 
 
 @needs_tls

@@ -2,6 +2,7 @@
 
 #ifdef LUATH_HAVE_TLS
 
+#include "net/tls13_keys.hpp"
 #include "net/tls_record.hpp"
 
 #include <openssl/core_dispatch.h>
@@ -268,18 +269,9 @@ constexpr std::uint64_t kWriteKeyLimit = std::uint64_t{1} << 24;  // records per
 constexpr unsigned char kUnexpectedMessage = 10, kBadRecordMac = 20, kRecordOverflow = 22,
                         kDecodeError = 50, kInternalError = 80;
 
-struct Suite {
-    int id;
-    const char* cipher;
-    const char* digest;
-    std::size_t key_len;
-    std::size_t hash_len;
-};
-constexpr Suite kSuites[] = {
-    {0x1301, "AES-128-GCM", "SHA256", 16, 32},
-    {0x1302, "AES-256-GCM", "SHA384", 32, 48},
-    {0x1303, "ChaCha20-Poly1305", "SHA256", 32, 32},
-};
+using tls13::expand_label;
+using tls13::kSuites;
+using tls13::Suite;
 
 // The cipher functions of the provider implementation EVP_CIPHER_fetch() picks. The record layer calls
 // them directly, making the calls EVP_CipherInit_ex2/EVP_CipherUpdate/EVP_CipherFinal_ex and the tag
@@ -348,28 +340,6 @@ const Aead* aead_for(int i) {
     static const Aead a[3] = {resolve_aead(kSuites[0].cipher), resolve_aead(kSuites[1].cipher),
                               resolve_aead(kSuites[2].cipher)};
     return a[i].complete() ? &a[i] : nullptr;
-}
-
-// HKDF-Expand-Label(secret, label, "", out_len) (RFC 8446 7.1).
-bool expand_label(const Suite& s, const unsigned char* secret, const char* label, unsigned char* out,
-                  std::size_t out_len) {
-    static EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-    if (!kdf) return false;
-    unsigned char info[2 + 1 + 255 + 1];
-    std::size_t info_len = tls13::hkdf_label(info, out_len, label);
-    EVP_KDF_CTX* k = EVP_KDF_CTX_new(kdf);
-    if (!k) return false;
-    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(s.digest), 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<unsigned char*>(secret), s.hash_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, info_len),
-        OSSL_PARAM_construct_end(),
-    };
-    bool ok = info_len > 0 && EVP_KDF_derive(k, out, out_len, params) == 1;
-    EVP_KDF_CTX_free(k);
-    return ok;
 }
 
 }  // namespace
@@ -651,24 +621,16 @@ void TlsSession::shutdown() {
 void TlsSession::keylog_cb(const SSL* ssl, const char* line) {
     auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
     if (!s || !s->want_own_) return;
-    bool client;
-    if (std::strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
-        client = true;
-        line += 24;
-    } else if (std::strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
-        client = false;
-        line += 24;
-    } else {
-        return;
-    }
-    const char* sp = std::strchr(line, ' ');  // after the client random
-    if (!sp) return;
-    const char* hex = sp + 1;
-    std::size_t hlen = std::strlen(hex);
+    unsigned char secret[48];
+    tls13::KeylogSecret k = tls13::parse_keylog(line, secret);
+    if (k.side == tls13::KeylogSecret::kNone) return;
+    bool client = k.side == tls13::KeylogSecret::kClient;
     auto& d = client ? s->rd_ : s->wr_;
     if (!d) d = std::make_unique<Direction>();
-    d->have_secret = (hlen == 64 || hlen == 96) && tls13::unhex(hex, hlen, d->secret, hlen / 2);
-    d->secret_len = d->have_secret ? hlen / 2 : 0;
+    d->have_secret = k.len > 0;
+    d->secret_len = k.len;
+    std::memcpy(d->secret, secret, sizeof secret);
+    OPENSSL_cleanse(secret, sizeof secret);
     // Records OpenSSL handles from now on in this direction are under this secret's key.
     if (client) {
         s->rcount_ = 0;
@@ -699,9 +661,7 @@ bool TlsSession::start_own() {
     if (!wire_aligned_ || whdr_len_ != 0 || wbody_left_ != 0 || wire_after_key_ != wcount_) return false;
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
     if (!c) return false;
-    int id = SSL_CIPHER_get_protocol_id(c), idx = -1;
-    for (int i = 0; i < 3; ++i)
-        if (kSuites[i].id == id) idx = i;
+    int idx = tls13::suite_index(SSL_CIPHER_get_protocol_id(c));
     if (idx < 0 || !aead_for(idx)) return false;
     if (rd_->secret_len != kSuites[idx].hash_len || wr_->secret_len != kSuites[idx].hash_len) return false;
     for (Direction* d : {rd_.get(), wr_.get()}) {
