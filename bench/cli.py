@@ -284,12 +284,15 @@ def main(argv=None) -> int:
     if not any(sc["servers"] for sc in results["scenarios"].values()):
         return 130 if interrupted else 1
     meta["interrupted"] = interrupted
+    # latest.* (the README's chart and tables) is the latest complete run of every scenario; a run of
+    # some scenarios, or an interrupted one, writes its summary under its own stamp instead
+    full = set(scen_names) == {s.name for s in scenarios.SCENARIOS} and not interrupted
     written = report.write_outputs(results, Path(args.results_dir),
-                                   stamp, args.baseline)
+                                   stamp, args.baseline, "latest" if full else f"{stamp}-run")
     for p in written:
         log(f"wrote {p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p}")
     if not args.no_chart:
-        png = written[-1].with_name("latest.png")
+        png = written[-1].with_suffix(".png")
         py = str(VENV_PY) if VENV_PY.exists() else sys.executable
         r = subprocess.run([py, "-m", "bench.chart", str(written[-1]), str(png)],
                            cwd=str(REPO_ROOT), capture_output=True, text=True)
@@ -299,5 +302,5 @@ def main(argv=None) -> int:
             tail = (r.stdout.strip() or r.stderr.strip()).splitlines()[-1:] or ["?"]
             log(f"chart skipped: {tail[0]}")
     log("")
-    log((written[-1].with_name("latest.md")).read_text())
+    log(written[-2].read_text())  # the summary's .md
     return 130 if interrupted else 0

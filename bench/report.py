@@ -169,7 +169,8 @@ def meta_block(meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(results: dict, results_dir: Path, stamp: str, baseline: str) -> list:
+def write_outputs(results: dict, results_dir: Path, stamp: str, baseline: str, summary: str = "latest") -> list:
+    """Each scenario's {stamp}-{scenario}.md/.json, then the run's summary {summary}.md/.json (last)."""
     results_dir.mkdir(parents=True, exist_ok=True)
     written = []
     meta = results["meta"]
@@ -186,14 +187,15 @@ def write_outputs(results: dict, results_dir: Path, stamp: str, baseline: str) -
         pj = results_dir / f"{stamp}-{sname}.json"
         pj.write_text(json.dumps({"meta": meta, "scenario": sname, **sc}, indent=1))
         written.append(pj)
-    parts = ["# luath benchmark: latest run", "", meta_block(meta), "", targets.table(results)]
+    title = "latest run" if summary == "latest" else f"run {stamp}"
+    parts = [f"# luath benchmark: {title}", "", meta_block(meta), "", targets.table(results)]
     for sname, sc in results["scenarios"].items():
         parts.append(scenario_table(sname, sc, baseline))
     parts.append(legend)
-    latest = results_dir / "latest.md"
+    latest = results_dir / f"{summary}.md"
     latest.write_text("\n".join(parts))
     written.append(latest)
-    lj = results_dir / "latest.json"
+    lj = results_dir / f"{summary}.json"
     lj.write_text(json.dumps(results, indent=1))
     written.append(lj)
     return written
