@@ -73,9 +73,8 @@ SCENARIOS = [
              script="upload.lua", script_args=(str(MIB),)),
     Scenario("c1000", "plaintext with 1,000 concurrent keep-alive connections",
              callable="app", path="/", connections=1000),
-    Scenario("tls", "plaintext over HTTPS (TLS 1.3, keep-alive: one handshake per connection, "
-             "then records); luath-plain is luath-wsgi without TLS for reference; load from "
-             "bench/http_client (wrk spends twice its plaintext CPU on a TLS request and was the bottleneck)",
+    Scenario("tls", "plaintext over HTTPS (TLS 1.3, keep-alive); luath-plain: luath-wsgi without TLS; "
+             "load from bench/http_client, not wrk (bench/README.md)",
              callable="app", path="/", tls=True, client="http_client"),
 ]
 
