@@ -101,9 +101,9 @@ std::uint64_t now_ns() {
 using tls13::kSuites;
 using tls13::Suite;
 
-bool direction_init(Direction& d, const Suite& s, bool encrypt) {
-    static EVP_CIPHER* ciphers[3] = {};
-    int i = static_cast<int>(&s - kSuites);
+bool direction_init(Direction& d, int i, bool encrypt) {  // i: index into kSuites
+    static EVP_CIPHER* ciphers[tls13::kSuiteCount] = {};
+    const Suite& s = kSuites[i];
     if (!ciphers[i]) ciphers[i] = EVP_CIPHER_fetch(nullptr, s.cipher, nullptr);
     unsigned char key[32];
     if (!ciphers[i] || d.secret_len != s.hash_len || !tls13::expand_label(s, d.secret, "key", key, s.key_len) ||
@@ -130,7 +130,7 @@ void own_records_start(Conn* c) {
     if (openssl_records || SSL_version(c->ssl) != TLS1_3_VERSION) return;
     int i = tls13::suite_index(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(c->ssl)));
     if (i < 0) return;
-    if (!direction_init(c->out, kSuites[i], true) || !direction_init(c->in, kSuites[i], false))
+    if (!direction_init(c->out, i, true) || !direction_init(c->in, i, false))
         die("own record layer");
     c->own = true;
     c->rlen = 0;
@@ -139,24 +139,23 @@ void own_records_start(Conn* c) {
 void own_seal(Conn* c) {  // the request, as one record, into wbuf
     Direction& d = c->out;
     unsigned char* h = c->wbuf;
-    std::size_t n = request_len + 1;
+    std::size_t n = request_len + 1;  // and the content type, which main() put after the request
     tls13::write_header(h, n + tls13::kTagLen);
-    unsigned char nonce[tls13::kNonceLen], plain[sizeof request + 1];
-    std::memcpy(plain, request, request_len);
-    plain[request_len] = tls13::kApplicationData;
+    unsigned char nonce[tls13::kNonceLen];
     tls13::make_nonce(d.iv, d.seq++, nonce);
     int l = 0;
     if (EVP_EncryptInit_ex(d.ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
         EVP_EncryptUpdate(d.ctx, nullptr, &l, h, tls13::kHeaderLen) != 1 ||
-        EVP_EncryptUpdate(d.ctx, h + tls13::kHeaderLen, &l, plain, static_cast<int>(n)) != 1 ||
+        EVP_EncryptUpdate(d.ctx, h + tls13::kHeaderLen, &l, reinterpret_cast<const unsigned char*>(request),
+                          static_cast<int>(n)) != 1 ||
         EVP_EncryptFinal_ex(d.ctx, h + tls13::kHeaderLen + n, &l) != 1 ||
         EVP_CIPHER_CTX_ctrl(d.ctx, EVP_CTRL_AEAD_GET_TAG, tls13::kTagLen, h + tls13::kHeaderLen + n) != 1)
         die("seal");
     c->wlen = tls13::kHeaderLen + n + tls13::kTagLen;
 }
 
-// Opens the complete records in rbuf, appending application data to buf; false on a bad record or an
-// alert (close_notify included).
+// Opens the complete records in rbuf straight into buf, keeping application data there; false on a bad
+// record, one that does not fit in buf, or an alert (close_notify included).
 bool own_open(Conn* c) {
     Direction& d = c->in;
     std::size_t off = 0;
@@ -169,20 +168,20 @@ bool own_open(Conn* c) {
         unsigned char* h = c->rbuf + off;
         unsigned char* body = h + tls13::kHeaderLen;
         std::size_t n = v.cipher_len - tls13::kTagLen;
+        if (n > kBufCap - c->len) return false;
+        unsigned char* out = reinterpret_cast<unsigned char*>(c->buf + c->len);
         unsigned char nonce[tls13::kNonceLen];
         tls13::make_nonce(d.iv, d.seq++, nonce);
         int l = 0;
         if (EVP_DecryptInit_ex(d.ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
             EVP_DecryptUpdate(d.ctx, nullptr, &l, h, tls13::kHeaderLen) != 1 ||
-            EVP_DecryptUpdate(d.ctx, body, &l, body, static_cast<int>(n)) != 1 ||
+            EVP_DecryptUpdate(d.ctx, out, &l, body, static_cast<int>(n)) != 1 ||
             EVP_CIPHER_CTX_ctrl(d.ctx, EVP_CTRL_AEAD_SET_TAG, tls13::kTagLen, body + n) != 1 ||
             EVP_DecryptFinal_ex(d.ctx, body + n, &l) != 1)
             return false;
         std::size_t content = 0;
-        std::uint8_t type = tls13::inner_type(body, n, content);
+        std::uint8_t type = tls13::inner_type(out, n, content);
         if (type == tls13::kApplicationData) {
-            if (content > kBufCap - c->len) return false;
-            std::memcpy(c->buf + c->len, body, content);
             c->len += content;
         } else if (type != tls13::kHandshake) {  // tickets are skipped; an alert ends the connection
             return false;
@@ -429,6 +428,7 @@ int main(int argc, char** argv) {
     request_len = static_cast<std::size_t>(
         std::snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, hostport));
     if (request_len >= sizeof request - 1) die("path too long");
+    request[request_len] = static_cast<char>(tls13::kApplicationData);  // own_seal's inner content type
 
     if (https) {
         tls = SSL_CTX_new(TLS_client_method());
